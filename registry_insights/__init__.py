@@ -1,0 +1,58 @@
+"""registry_insights: what is in a Docker/OCI registry, how big it really is, and what a cleanup
+would free.
+
+>>> import registry_insights as ri
+>>> client = ri.RegistryClient("registry.example.com")   # doctest: +SKIP
+>>> tags = ri.tags_frame(client)                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .client import RegistryClient
+from .errors import (
+    CatalogUnavailable,
+    Denied,
+    DigestMismatch,
+    InvalidReference,
+    InvalidResponse,
+    NotFound,
+    RegistryBinaryNotFound,
+    RegistryError,
+    RegistryInsightsError,
+    TooManyRequests,
+    Unauthorized,
+    Unsupported,
+)
+from .reference import parse_reference
+
+__version__ = "0.1.0"
+
+_FRAME_NAMES = {
+    "tags_frame": "inventory",
+    "layers_frame": "inventory",
+    "blobs_frame": "inventory",
+    "inventory": "inventory",
+    "TAGS_SCHEMA": "schema",
+    "LAYERS_SCHEMA": "schema",
+    "BLOBS_SCHEMA": "schema",
+    "storage_summary": "analysis",
+    "repository_summary": "analysis",
+}
+
+
+def __getattr__(name: str):
+    """Frame and analysis names load pandas on first use, so the client alone stays light."""
+    module = _FRAME_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'registry_insights' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+__all__ = [
+    "RegistryClient", "parse_reference", "RegistryError", "RegistryInsightsError",
+    "Unauthorized", "Denied", "NotFound", "Unsupported", "TooManyRequests", "DigestMismatch",
+    "InvalidReference", "InvalidResponse", "CatalogUnavailable", "RegistryBinaryNotFound",
+    *_FRAME_NAMES,
+]

@@ -1,0 +1,103 @@
+"""Exceptions raised by registry_insights.
+
+Every failure of a registry request is a :class:`RegistryError` (or a subclass), built in one place
+(:func:`registry_insights.transport.check_response`) from the OCI error body
+``{"errors": [{"code", "message", "detail"}]}`` (OCI distribution-spec, "Error Codes").
+Messages name the method, the URL (never credentials or tokens), the HTTP status and the
+registry's error code.
+"""
+
+from __future__ import annotations
+
+
+class RegistryInsightsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidReference(RegistryInsightsError, ValueError):
+    """A repository name, tag, digest or reference does not follow the distribution grammar."""
+
+
+class RegistryBinaryNotFound(RegistryInsightsError, FileNotFoundError):
+    """Debian's ``docker-registry`` binary (CNCF Distribution) is not installed."""
+
+    def __init__(self, binary: str = "docker-registry"):
+        super().__init__(
+            f"the registry binary {binary!r} was not found on PATH: install it with "
+            "'apt-get update && apt-get install -y docker-registry' (Debian/Ubuntu), "
+            "or pass binary='/path/to/registry'"
+        )
+
+
+class RegistryError(RegistryInsightsError):
+    """A registry answered a request with an error.
+
+    Attributes
+    ----------
+    method, url : str
+        The request; the URL carries no credentials.
+    status : int or None
+        HTTP status code (None when no response arrived).
+    code : str or None
+        The first OCI error code of the body (``MANIFEST_UNKNOWN``, ``DENIED`` ...).
+    errors : list of dict
+        Every ``{"code", "message", "detail"}`` entry of the body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        errors: list | None = None,
+    ):
+        self.method = method
+        self.url = url
+        self.status = status
+        self.code = code
+        self.errors = list(errors or [])
+        parts = []
+        if method and url:
+            parts.append(f"{method} {url}")
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if code:
+            parts.append(code)
+        prefix = ": ".join([" ".join(parts)]) if parts else ""
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class Unauthorized(RegistryError):
+    """401: credentials missing or refused (OCI code ``UNAUTHORIZED``)."""
+
+
+class Denied(RegistryError):
+    """403: the identity may not do this (OCI code ``DENIED``)."""
+
+
+class NotFound(RegistryError):
+    """404: unknown repository, manifest, tag or blob (``NAME_UNKNOWN``, ``MANIFEST_UNKNOWN``,
+    ``BLOB_UNKNOWN``)."""
+
+
+class Unsupported(RegistryError):
+    """405 or ``UNSUPPORTED``: the registry does not offer this operation (e.g. deletes disabled)."""
+
+
+class TooManyRequests(RegistryError):
+    """429 or ``TOOMANYREQUESTS``: rate limited, even after the retries."""
+
+
+class DigestMismatch(RegistryError):
+    """The bytes received do not hash to the digest asked for or announced."""
+
+
+class InvalidResponse(RegistryError):
+    """The registry answered with something that is not what the protocol says (HTML, bad JSON)."""
+
+
+class CatalogUnavailable(RegistryError):
+    """The registry offers no ``/v2/_catalog`` to this identity: pass repositories explicitly."""

@@ -1,0 +1,391 @@
+"""The only place that talks HTTP: auth handshake, cache, retries, request counts, errors.
+
+The handshake (OCI distribution-spec "API version check"; Docker token authentication):
+
+1. A GET or HEAD that the cache can answer fresh is answered from the cache: no probe, no token,
+   no request.
+2. Otherwise the registry is probed once (``GET /v2/``) and the answer remembered: 200 means no
+   auth; 401 carries ``WWW-Authenticate`` challenges, bearer chosen over basic.
+3. Basic: every request carries ``Authorization: Basic``. Bearer: the token for the request's
+   scope (``repository:<name>:pull``, ``registry:catalog:*``) is taken from memory or fetched from
+   the challenge's realm with ``service`` and ``scope`` and the identity's credentials.
+4. A 401 on a request that carried a token drops that token, fetches a new one once (for the
+   scope the new challenge names, if any) and retries once.
+5. Every answer goes through :func:`check_response`, the one place that turns an error answer into
+   a typed :class:`~registry_insights.errors.RegistryError`.
+
+Retries of 429, 502, 503, 504 and connection errors, with exponential backoff, jitter and
+``Retry-After``, are urllib3's ``Retry`` in the session's adapter. Requests are counted by kind at
+the adapter, so cache hits are not counted and every network request is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import errors
+from .challenge import Challenge, choose_challenge, parse_challenges
+from .credentials import Credentials
+from .tokens import Token, TokenCache, token_from_response
+
+log = logging.getLogger("registry_insights")
+
+#: Seconds a ``Retry-After`` may ask us to wait, at most, per retry.
+MAX_RETRY_AFTER = 60.0
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_SECRET_PARAMS = {"access_token", "token", "password", "refresh_token", "client_secret"}
+
+_CODE_CLASSES = {
+    "UNAUTHORIZED": errors.Unauthorized,
+    "DENIED": errors.Denied,
+    "NAME_UNKNOWN": errors.NotFound,
+    "MANIFEST_UNKNOWN": errors.NotFound,
+    "BLOB_UNKNOWN": errors.NotFound,
+    "UNSUPPORTED": errors.Unsupported,
+    "TOOMANYREQUESTS": errors.TooManyRequests,
+}
+_STATUS_CLASSES = {
+    401: errors.Unauthorized,
+    403: errors.Denied,
+    404: errors.NotFound,
+    405: errors.Unsupported,
+    429: errors.TooManyRequests,
+}
+
+
+def redact_url(url: str) -> str:
+    """The URL with userinfo removed and secret query parameters replaced by ``<redacted>``."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = urlencode(
+        [(k, "<redacted>" if k.lower() in _SECRET_PARAMS else v)
+         for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe=":/*,",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def check_response(response: requests.Response, ok=(200,)) -> requests.Response:
+    """Return ``response`` if its status is in ``ok``; else raise the matching RegistryError.
+
+    The OCI error body ``{"errors": [{"code", "message", "detail"}]}`` gives the code and message
+    (OCI distribution-spec, "Error Codes"); other bodies are quoted by their first bytes.
+    """
+    status = response.status_code
+    if status in ok:
+        return response
+    method = response.request.method if response.request is not None else None
+    url = redact_url(response.url or (response.request.url if response.request else ""))
+    entries: list = []
+    body = b""
+    try:
+        body = response.content or b""
+        parsed = json.loads(body) if body else {}
+        if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
+            entries = [e for e in parsed["errors"] if isinstance(e, dict)]
+    except (ValueError, requests.RequestException):
+        pass
+    code = str(entries[0].get("code")) if entries and entries[0].get("code") else None
+    if entries:
+        message = "; ".join(
+            str(e.get("message") or e.get("code") or "") for e in entries
+        ) or "error"
+    else:
+        snippet = body[:120].decode("utf-8", errors="replace").strip()
+        message = f"unexpected answer: {snippet!r}" if snippet else (response.reason or "error")
+    cls = _CODE_CLASSES.get(code or "", None) or _STATUS_CLASSES.get(status, errors.RegistryError)
+    if status == 405:
+        cls = errors.Unsupported
+    raise cls(message, method=method, url=url, status=status, code=code, errors=entries)
+
+
+class _CountingRetry(Retry):
+    """urllib3 Retry that caps ``Retry-After`` and counts each retry on the transport."""
+
+    transport: Transport | None = None
+
+    def new(self, **kw):
+        retry = super().new(**kw)
+        retry.transport = self.transport
+        return retry
+
+    def get_retry_after(self, response):
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+    def increment(self, *args, **kwargs):
+        retry = super().increment(*args, **kwargs)
+        if self.transport is not None:
+            self.transport._count("retry")
+        return retry
+
+
+class _CountingAdapter(HTTPAdapter):
+    """Counts every request that really goes to the network, by the kind the transport set."""
+
+    def __init__(self, transport: Transport, **kwargs):
+        self._transport = transport
+        super().__init__(**kwargs)
+
+    def send(self, request, *args, **kwargs):
+        self._transport._count(getattr(self._transport._local, "kind", None) or "other")
+        return super().send(request, *args, **kwargs)
+
+
+class Transport:
+    """HTTP for one registry and one identity. Thread safe; one connection pool per session.
+
+    Not public API: :class:`~registry_insights.client.RegistryClient` drives it.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        session: requests.Session,
+        *,
+        max_workers: int = 8,
+        timeout: float = 30.0,
+        verify=True,
+        retries: int = 5,
+        backoff_factor: float = 0.5,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.host = urlsplit(self.base_url).netloc
+        self.credentials = credentials
+        self.session = session
+        self.timeout = timeout
+        self.verify = verify
+        self.request_counts: Counter = Counter()
+        self._counts_lock = threading.Lock()
+        self._local = threading.local()
+        self._ping_lock = threading.Lock()
+        self._probed = False
+        self.scheme: str | None = None
+        self.challenge: Challenge | None = None
+        self.tokens = TokenCache()
+        self._cached = hasattr(session, "cache")
+        retry = _CountingRetry(
+            total=retries,
+            connect=retries,
+            read=2,
+            status=retries,
+            backoff_factor=backoff_factor,
+            backoff_max=30,
+            backoff_jitter=backoff_factor,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        retry.transport = self
+        pool = max(int(max_workers), 1)
+        for s in (session,):
+            adapter = _CountingAdapter(
+                self, pool_connections=4, pool_maxsize=pool, max_retries=retry
+            )
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
+        self._token_session = requests.Session()
+        token_adapter = _CountingAdapter(self, pool_connections=2, pool_maxsize=pool,
+                                         max_retries=retry)
+        self._token_session.mount("http://", token_adapter)
+        self._token_session.mount("https://", token_adapter)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _count(self, kind: str) -> None:
+        with self._counts_lock:
+            self.request_counts[kind] += 1
+
+    def _log(self, method: str, url: str, status, started: float, source: str) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s -> %s (%.0f ms, %s)", method, redact_url(url), status,
+                     (time.monotonic() - started) * 1000, source)
+
+    def url(self, path_or_url: str) -> str:
+        """Absolute URL on this registry; refuses URLs that leave the registry's host."""
+        url = urljoin(self.base_url + "/", path_or_url)
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" != self.base_url:
+            raise errors.InvalidResponse(
+                f"refusing to follow a URL to another host ({parts.scheme}://{parts.netloc}); "
+                f"requests stay on {self.base_url}",
+                url=redact_url(url),
+            )
+        return url
+
+    def _send(self, session, method, url, *, kind, cache_kwargs=None, **kwargs):
+        self._local.kind = kind
+        try:
+            if self._cached and session is self.session:
+                kwargs.update(cache_kwargs or {})
+            return session.request(method, url, timeout=self.timeout, verify=self.verify,
+                                   **kwargs)
+        except requests.RequestException as exc:
+            raise errors.RegistryError(
+                f"{type(exc).__name__}: the registry could not be reached",
+                method=method, url=redact_url(url),
+            ) from None
+        finally:
+            self._local.kind = None
+
+    # -- probe -------------------------------------------------------------------------------
+    def ping(self) -> str | None:
+        """Probe ``GET /v2/`` once; return and remember the scheme: "basic", "bearer" or None."""
+        if self._probed:
+            return self.scheme
+        with self._ping_lock:
+            if self._probed:
+                return self.scheme
+            url = self.base_url + "/v2/"
+            started = time.monotonic()
+            response = self._send(self.session, "GET", url, kind="ping")
+            self._log("GET", url, response.status_code, started, "network")
+            if response.status_code == 401:
+                self._adopt_challenge(response)
+            elif response.status_code == 404:
+                raise errors.NotFound(
+                    "this host does not serve the registry API v2 at /v2/",
+                    method="GET", url=url, status=404,
+                )
+            elif response.status_code != 200:
+                check_response(response)
+            self._probed = True
+            return self.scheme
+
+    def _adopt_challenge(self, response: requests.Response) -> Challenge | None:
+        header = response.headers.get("WWW-Authenticate", "")
+        challenge = choose_challenge(parse_challenges(header))
+        if challenge is not None:
+            if challenge.scheme == "bearer":
+                realm = challenge.realm or ""
+                if urlsplit(realm).scheme not in ("http", "https"):
+                    raise errors.InvalidResponse(
+                        f"bearer challenge has no http(s) realm ({realm!r})",
+                        url=redact_url(response.url), status=response.status_code,
+                    )
+            self.scheme, self.challenge = challenge.scheme, challenge
+        return challenge
+
+    # -- credentials -------------------------------------------------------------------------
+    def _basic_header(self) -> str | None:
+        c = self.credentials
+        if c.username is None and c.password is None:
+            return None
+        raw = f"{c.username or ''}:{c.password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def _token_key(self, scopes: tuple[str, ...]) -> tuple:
+        ch = self.challenge
+        return (ch.realm, ch.service, tuple(scopes), self.credentials.identity)
+
+    def _fetch_token(self, key: tuple) -> Token:
+        realm, service, scopes, _identity = key
+        params = [("service", service)] if service else []
+        params += [("scope", s) for s in scopes]
+        auth_header = self._basic_header()
+        headers = {"Authorization": auth_header} if auth_header else {}
+        obtained = time.monotonic()
+        started = time.monotonic()
+        response = self._send(self._token_session, "GET", realm, kind="token", params=params,
+                              headers=headers)
+        self._log("GET", response.url, response.status_code, started, "network")
+        if response.status_code in (401, 403):
+            who = self.credentials.identity
+            raise errors.Unauthorized(
+                f"the token server refused identity {who!r} for scope {' '.join(scopes)!r}",
+                method="GET", url=redact_url(response.url), status=response.status_code,
+            )
+        check_response(response)
+        try:
+            data = response.json()
+        except ValueError:
+            raise errors.InvalidResponse(
+                f"token server answered non-JSON: {response.content[:80]!r}",
+                method="GET", url=redact_url(response.url), status=response.status_code,
+            ) from None
+        try:
+            return token_from_response(data, scopes, obtained)
+        except ValueError as exc:
+            raise errors.InvalidResponse(str(exc), method="GET", url=redact_url(realm)) from None
+
+    def _authorization(self, scopes: tuple[str, ...]):
+        if self.scheme == "basic":
+            return self._basic_header(), None, None
+        if self.scheme == "bearer":
+            key = self._token_key(scopes)
+            token = self.tokens.get(key, self._fetch_token)
+            return f"Bearer {token.value}", key, token
+        return None, None, None
+
+    # -- requests ----------------------------------------------------------------------------
+    def request(
+        self,
+        kind: str,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        headers: dict | None = None,
+        ok=(200,),
+        stream: bool = False,
+        cache: bool = True,
+        **kwargs,
+    ) -> requests.Response:
+        """Send one request through the handshake; return the response or raise.
+
+        ``cache=False`` sends the request past the cache and stores nothing (layer blobs,
+        uploads). ``ok`` lists the statuses that are not errors.
+        """
+        url = self.url(path_or_url)
+        headers = dict(headers or {})
+        started = time.monotonic()
+        cacheable = self._cached and cache and method in ("GET", "HEAD")
+        if cacheable:
+            cached = self.session.request(method, url, headers=headers, only_if_cached=True,
+                                          stream=stream, timeout=self.timeout, **kwargs)
+            if cached.status_code != 504:
+                self._log(method, url, cached.status_code, started, "cache")
+                return check_response(cached, ok)
+        from requests_cache import DO_NOT_CACHE
+
+        cache_kwargs = {} if cacheable else {"expire_after": DO_NOT_CACHE}
+        self.ping()
+        for attempt in (0, 1):
+            auth_header, key, token = self._authorization(scopes)
+            send_headers = dict(headers)
+            if auth_header:
+                send_headers["Authorization"] = auth_header
+            response = self._send(self.session, method, url, kind=kind, headers=send_headers,
+                                  stream=stream, cache_kwargs=cache_kwargs, **kwargs)
+            source = "revalidated" if getattr(response, "revalidated", False) else "network"
+            self._log(method, url, response.status_code, started, source)
+            if response.status_code != 401 or attempt == 1:
+                break
+            previous = self.scheme
+            challenge = self._adopt_challenge(response)
+            if challenge is None or (previous == "basic" and self.scheme == "basic"):
+                break
+            if key is not None:
+                self.tokens.drop(key, token)
+            if challenge.scheme == "bearer" and challenge.scope:
+                extra = tuple(s for s in challenge.scope.split(" ") if s and s not in scopes)
+                scopes = tuple(scopes) + extra
+            response.close()
+        return check_response(response, ok)
+
+    def close(self) -> None:
+        self.session.close()
+        self._token_session.close()
