@@ -72,10 +72,10 @@ def _client(args):
 
 
 def _report(client, output, repositories=None) -> int:
-    from .inventory import inventory
+    from .inventory import fetch_inventory
     from .report import summary_text, write_report
 
-    inv = inventory(client, repositories)
+    inv = fetch_inventory(client, repositories)
     print(summary_text(write_report(inv, output)))
     return 0
 

@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 from .errors import RegistryInsightsError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-_DOCKER_HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+_DOCKER_HUB_HOSTS = {
+    "docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com",
+}
 
 
 class CredentialHelperError(RegistryInsightsError):

@@ -61,8 +61,9 @@ class _Layer:
         return len(self.data)
 
 
-class _Fleet:
-    """Builds the blobs and manifests; pushes them with a RegistryClient."""
+class FleetBuilder:
+    """Builds layers, configs, manifests and indexes and pushes them with a RegistryClient
+    (also used by the tests to seed small fleets)."""
 
     def __init__(self, client: RegistryClient, seed: int):
         self.client = client
@@ -232,7 +233,7 @@ def seed(client: RegistryClient, seed: int = 7) -> list[SeededImage]:
         One per (repository, tag, platform): digest the tag points to, platform manifest
         digest, config digest, ``created`` as written, layer bytes (compressed).
     """
-    fleet = _Fleet(client, seed)
+    fleet = FleetBuilder(client, seed)
     rng = fleet.rng
     start = ANCHOR - timedelta(days=730)
     bases = {

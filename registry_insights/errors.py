@@ -79,12 +79,14 @@ class Denied(RegistryError):
 
 
 class NotFound(RegistryError):
-    """404: unknown repository, manifest, tag or blob (``NAME_UNKNOWN``, ``MANIFEST_UNKNOWN``,
-    ``BLOB_UNKNOWN``)."""
+    """404: unknown repository, manifest, tag or blob.
+
+    OCI codes ``NAME_UNKNOWN``, ``MANIFEST_UNKNOWN``, ``BLOB_UNKNOWN``.
+    """
 
 
 class Unsupported(RegistryError):
-    """405 or ``UNSUPPORTED``: the registry does not offer this operation (e.g. deletes disabled)."""
+    """405 or ``UNSUPPORTED``: the registry does not offer this (e.g. deletes disabled)."""
 
 
 class TooManyRequests(RegistryError):

@@ -62,7 +62,7 @@ class Inventory:
         return coerce(pd.DataFrame(rows), LAYERS_SCHEMA) if rows else empty(LAYERS_SCHEMA)
 
 
-def inventory(client: RegistryClient, repositories: Iterable[str] | None = None,
+def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None = None,
               progress: bool | None = None) -> Inventory:
     """Walk the registry once and keep every tag's details.
 
@@ -96,7 +96,7 @@ def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None
     RegistryError
         As the client raises it (e.g. Unauthorized for the catalog; pass ``repositories``).
     """
-    return inventory(client, repositories, progress).tags(attestations)
+    return fetch_inventory(client, repositories, progress).tags(attestations)
 
 
 def layers_frame(client: RegistryClient, repositories: Iterable[str] | None = None,
@@ -106,4 +106,4 @@ def layers_frame(client: RegistryClient, repositories: Iterable[str] | None = No
     Served from the client's HTTP cache when the tags were just read (no second round of
     manifest requests while the answers are fresh).
     """
-    return inventory(client, repositories, progress).layers(attestations)
+    return fetch_inventory(client, repositories, progress).layers(attestations)

@@ -32,7 +32,9 @@ def validate_repository(name: str) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidReference(f"repository {name!r} is not a valid name: it is empty")
     if len(name) > 255:
-        raise InvalidReference(f"repository {name[:40]!r}... is longer than 255 characters")
+        raise InvalidReference(
+            f"repository {name[:40]!r}... is longer than 255 characters"
+        )
     if not REPOSITORY_RE.match(name):
         hint = " (names are lower case)" if name.lower() != name else ""
         raise InvalidReference(
@@ -43,7 +45,10 @@ def validate_repository(name: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    """Return ``tag`` if valid (``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``), else raise InvalidReference."""
+    """Return ``tag`` if valid (``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``), else raise.
+
+    Raises InvalidReference naming the tag.
+    """
     if not isinstance(tag, str) or not TAG_RE.match(tag):
         raise InvalidReference(
             f"tag {tag!r} is not a valid tag: 1 to 128 characters of [a-zA-Z0-9._-], "
@@ -55,7 +60,9 @@ def validate_tag(tag: str) -> str:
 def validate_digest(digest: str) -> str:
     """Return ``digest`` if it is ``algorithm:encoded`` (sha256: 64 lower-case hex), else raise."""
     if not isinstance(digest, str) or not DIGEST_RE.match(digest):
-        raise InvalidReference(f"digest {digest!r} is not a valid digest: expected 'sha256:<64 hex>'")
+        raise InvalidReference(
+            f"digest {digest!r} is not a valid digest: expected 'sha256:<64 hex>'"
+        )
     if digest.startswith("sha256:") and not SHA256_RE.match(digest):
         raise InvalidReference(
             f"digest {digest!r} is not a valid sha256 digest: expected 64 lower-case hex characters"
@@ -146,7 +153,7 @@ def normalize_registry(registry: str, insecure: bool = False) -> str:
     """Return the base URL ``scheme://host[:port]`` of a registry given as host or URL.
 
     A bare host gets ``https://``, except loopback hosts (``localhost``, ``127.0.0.0/8``, ``::1``)
-    and ``insecure=True``, which get ``http://``. Plain http to another host needs ``insecure=True``.
+    and ``insecure=True``, which get ``http://``. Plain http elsewhere needs ``insecure=True``.
 
     Raises
     ------

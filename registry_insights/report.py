@@ -87,8 +87,10 @@ def summary_text(report: Report) -> str:
     s = report.summary
     lines = [f"{'repository':32} {'tags':>6} {'logical':>11} {'unique':>11} {'exclusive':>11}"]
     for row in s.itertuples():
-        lines.append(f"{row.repository[:32]:32} {row.tags:>6} {format_bytes(row.logical_bytes):>11}"
-                     f" {format_bytes(row.unique_bytes):>11} {format_bytes(row.exclusive_bytes):>11}")
+        lines.append(
+            f"{row.repository[:32]:32} {row.tags:>6} {format_bytes(row.logical_bytes):>11}"
+            f" {format_bytes(row.unique_bytes):>11} {format_bytes(row.exclusive_bytes):>11}"
+        )
     total = s[s["repository"] == TOTAL].iloc[0]
     lines.append("")
     lines.append(

@@ -206,3 +206,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             _stop(handle)
         except Exception:  # noqa: BLE001 - best effort at exit
             pass
+
+
+@pytest.fixture(scope="session")
+def demo_registry():
+    """The built-in demo registry, seeded once for the session (about 6 s)."""
+    _require_binary()
+    from registry_insights.demo import DemoRegistry
+
+    with DemoRegistry() as demo:
+        yield demo
