@@ -20,7 +20,14 @@ from urllib.parse import quote
 from . import mediatypes as mt
 from .cache_policy import DEFAULT_FRESHNESS, make_session
 from .credentials import resolve_credentials
-from .errors import DigestMismatch, InvalidReference, InvalidResponse, NotFound, RegistryError
+from .errors import (
+    CatalogUnavailable,
+    DigestMismatch,
+    InvalidReference,
+    InvalidResponse,
+    NotFound,
+    RegistryError,
+)
 from .models import (
     UNKNOWN_PLATFORM,
     Descriptor,
@@ -119,6 +126,7 @@ class RegistryClient:
             self.registry, self.credentials, session, max_workers=self.max_workers,
             timeout=timeout, verify=verify, retries=retries,
         )
+        self.catalog_page_size = CATALOG_PAGE_SIZE
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._configs: dict[str, dict] = {}
@@ -150,6 +158,16 @@ class RegistryClient:
         """Network requests so far by kind (cache hits not counted): ``ping``, ``token``,
         ``catalog``, ``tags``, ``manifest``, ``blob``, ``upload``, ``delete``, ``retry``."""
         return self._transport.request_counts
+
+    @property
+    def rate_limit(self) -> dict:
+        """The last rate-limit headers the registry sent (``RateLimit-Remaining`` ...)."""
+        return dict(self._transport.rate_limit)
+
+    def plan_repositories(self, repositories: Iterable[str]) -> None:
+        """Ask for pull tokens covering up to 20 of these repositories at once (bearer auth),
+        when the next token is needed; no request is made now."""
+        self._transport.plan_scopes([pull_scope(r) for r in repositories])
 
     @property
     def session(self):
@@ -188,7 +206,21 @@ class RegistryClient:
         """Probe ``GET /v2/`` (once per client) and return "basic", "bearer" or None."""
         return self._transport.ping()
 
-    def _pages(self, kind: str, first: str, key: str, scopes: tuple[str, ...]) -> list[str]:
+    def _pages(self, kind: str, path: str, key: str, scopes: tuple[str, ...],
+               page_size: int | None = None) -> list[str]:
+        """Follow ``Link: rel="next"`` pages from ``path``; a page size the registry refuses
+        (``PAGINATION_NUMBER_INVALID``, 413) is halved and the first page asked again."""
+        while True:
+            first = f"{path}?n={page_size}" if page_size else path
+            try:
+                return self._follow(kind, first, key, scopes)
+            except RegistryError as exc:
+                too_big = exc.code == "PAGINATION_NUMBER_INVALID" or exc.status == 413
+                if not (page_size and too_big and page_size > 10):
+                    raise
+                page_size //= 2
+
+    def _follow(self, kind: str, first: str, key: str, scopes: tuple[str, ...]) -> list[str]:
         out: list[str] = []
         seen: set[str] = set()
         url: str | None = first
@@ -201,7 +233,10 @@ class RegistryClient:
                     f"{kind} page is not JSON; first bytes: {response.content[:80]!r}",
                     url=response.url, status=response.status_code,
                 ) from None
-            out.extend(body.get(key) or [] if isinstance(body, dict) else [])
+            if not isinstance(body, dict):
+                raise InvalidResponse(f"{kind} page is not a JSON object: {body!r:.80}",
+                                      url=response.url)
+            out.extend(body.get(key) or [])
             url = next_page(response, seen)
             if url:
                 self._transport.url(url)  # refuses another host
@@ -212,11 +247,22 @@ class RegistryClient:
 
         Raises
         ------
-        RegistryError
-            Unauthorized or Denied when the identity may not list the catalog.
+        CatalogUnavailable
+            When the registry has no catalog (Docker Hub, GHCR, GCR) or refuses it to this
+            identity: pass repositories explicitly (``tags_frame(client, repositories=[...])``).
         """
-        names = self._pages("catalog", f"/v2/_catalog?n={CATALOG_PAGE_SIZE}", "repositories",
-                            (CATALOG_SCOPE,))
+        try:
+            names = self._pages("catalog", "/v2/_catalog", "repositories", (CATALOG_SCOPE,),
+                                page_size=self.catalog_page_size)
+        except RegistryError as exc:
+            if exc.status in (401, 403, 404, 405) and "/v2/_catalog" in (exc.url or ""):
+                raise CatalogUnavailable(
+                    f"the registry offers no catalog to identity "
+                    f"{self.credentials.identity!r} ({exc.code or exc.status}); pass the "
+                    "repositories explicitly, e.g. tags_frame(client, repositories=[...])",
+                    method="GET", url=exc.url, status=exc.status, code=exc.code,
+                ) from None
+            raise
         return sorted(set(names))
 
     def tags(self, repository: str) -> list[str]:
@@ -360,6 +406,7 @@ class RegistryClient:
         for repository, tag in pairs:
             validate_repository(repository)
             validate_tag(tag)
+        self.plan_repositories(r for r, _ in pairs)
         tops = self.map(lambda p: self.manifest(*p), pairs, progress, "manifests")
         children: list[tuple[str, Descriptor]] = []
         for (repository, _tag), top in zip(pairs, tops):
@@ -510,7 +557,7 @@ class RegistryClient:
             return
         base = self.registry
         wanted = [(f"{base}/v2/{repository}/tags/list", {}),
-                  (f"{base}/v2/_catalog?n={CATALOG_PAGE_SIZE}", {})]
+                  (f"{base}/v2/_catalog?n={self.catalog_page_size}", {})]
         wanted += [(f"{base}/v2/{repository}/manifests/{r}", {"Accept": mt.MANIFEST_ACCEPT})
                    for r in references]
         prepared = [session.prepare_request(requests.Request(method, url, headers=headers))

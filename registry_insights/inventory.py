@@ -74,6 +74,7 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
         A progress bar (tqdm.auto); default on in a terminal or notebook only.
     """
     repos = sorted(set(repositories)) if repositories is not None else client.repositories()
+    client.plan_repositories(repos)
     tag_lists = client.map(client.tags, repos, progress, "tag lists" if len(repos) > 20 else "")
     pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists) for tag in tags]
     details = client.details_many(pairs, progress=progress)

@@ -35,7 +35,7 @@ def validate_repository(name: str) -> str:
         raise InvalidReference(
             f"repository {name[:40]!r}... is longer than 255 characters"
         )
-    if not REPOSITORY_RE.match(name):
+    if not REPOSITORY_RE.fullmatch(name):
         hint = " (names are lower case)" if name.lower() != name else ""
         raise InvalidReference(
             f"repository {name!r} is not a valid name{hint}: components are [a-z0-9] separated "
@@ -49,7 +49,7 @@ def validate_tag(tag: str) -> str:
 
     Raises InvalidReference naming the tag.
     """
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise InvalidReference(
             f"tag {tag!r} is not a valid tag: 1 to 128 characters of [a-zA-Z0-9._-], "
             "not starting with '.' or '-'"
@@ -59,11 +59,11 @@ def validate_tag(tag: str) -> str:
 
 def validate_digest(digest: str) -> str:
     """Return ``digest`` if it is ``algorithm:encoded`` (sha256: 64 lower-case hex), else raise."""
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+    if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
         raise InvalidReference(
             f"digest {digest!r} is not a valid digest: expected 'sha256:<64 hex>'"
         )
-    if digest.startswith("sha256:") and not SHA256_RE.match(digest):
+    if digest.startswith("sha256:") and not SHA256_RE.fullmatch(digest):
         raise InvalidReference(
             f"digest {digest!r} is not a valid sha256 digest: expected 64 lower-case hex characters"
         )
@@ -164,19 +164,21 @@ def normalize_registry(registry: str, insecure: bool = False) -> str:
         raise InvalidReference(f"registry {registry!r} is empty: give a host or https:// URL")
     text = registry.strip().rstrip("/")
     if "://" not in text:
-        host = text
-        scheme = "http" if (insecure or _is_loopback(host.rsplit(":", 1)[0])) else "https"
-        text = f"{scheme}://{host}"
+        hostname = urlsplit(f"//{text}").hostname or ""
+        scheme = "http" if (insecure or _is_loopback(hostname)) else "https"
+        text = f"{scheme}://{text}"
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise InvalidReference(f"registry {registry!r}: scheme must be http or https")
-    if parts.username or parts.password:
+    if "@" in parts.netloc:
         raise InvalidReference(
             "registry URL must not carry credentials: pass username= and password= instead"
         )
+    if parts.scheme not in ("http", "https"):
+        raise InvalidReference(
+            f"registry scheme {parts.scheme!r} is not supported: use http or https"
+        )
     if parts.path not in ("", "/", "/v2") or parts.query:
         raise InvalidReference(f"registry {registry!r}: give the host only, not a path")
-    if not parts.hostname or not _HOST_RE.match(parts.netloc):
+    if not parts.hostname or not _HOST_RE.fullmatch(parts.netloc):
         raise InvalidReference(f"registry {registry!r} has no valid host")
     if parts.scheme == "http" and not insecure and not _is_loopback(parts.hostname):
         raise InvalidReference(

@@ -8,6 +8,8 @@ in this process's memory: never written to disk, never logged, never shown in a 
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,21 @@ class Token:
     expires_in: float
     obtained: float
     scopes: tuple[str, ...] = ()
+    refresh_token: str | None = field(default=None, repr=False)
+
+    def grants(self, scope: str) -> bool:
+        """Whether this token was granted ``scope`` (``type:name:actions``).
+
+        Read from the JWT's ``access`` claim when the token is a JWT (not verified: used only
+        to choose which token to send); an opaque token is assumed to grant what was asked.
+        """
+        granted = granted_access(self.value)
+        if granted is None:
+            return scope in self.scopes
+        kind, _, rest = scope.partition(":")
+        name, _, actions = rest.rpartition(":")
+        have = granted.get((kind, name), set())
+        return "*" in have or all(a in have for a in actions.split(",") if a)
 
     @property
     def renew_at(self) -> float:
@@ -39,6 +56,26 @@ class Token:
 
     def __repr__(self) -> str:
         return f"Token(scopes={self.scopes!r}, expires_in={self.expires_in!r}, value=<redacted>)"
+
+
+def granted_access(value: str) -> dict[tuple[str, str], set[str]] | None:
+    """``{(type, name): {actions}}`` from a JWT's ``access`` claim; None if not a JWT."""
+    parts = value.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    access = payload.get("access") if isinstance(payload, dict) else None
+    if not isinstance(access, list):
+        return None
+    out: dict[tuple[str, str], set[str]] = {}
+    for entry in access:
+        if isinstance(entry, dict):
+            key = (str(entry.get("type")), str(entry.get("name")))
+            out.setdefault(key, set()).update(str(a) for a in entry.get("actions") or [])
+    return out
 
 
 def token_from_response(data: dict, scopes: tuple[str, ...], obtained: float) -> Token:
@@ -60,7 +97,9 @@ def token_from_response(data: dict, scopes: tuple[str, ...], obtained: float) ->
         expires_in = DEFAULT_EXPIRES_IN
     if expires_in <= 0:
         expires_in = DEFAULT_EXPIRES_IN
-    return Token(value=value, expires_in=expires_in, obtained=obtained, scopes=scopes)
+    refresh = data.get("refresh_token")
+    return Token(value=value, expires_in=expires_in, obtained=obtained, scopes=scopes,
+                 refresh_token=refresh if isinstance(refresh, str) else None)
 
 
 class TokenCache:

@@ -66,13 +66,11 @@ _STATUS_CLASSES = {
 def redact_url(url: str) -> str:
     """The URL with userinfo removed and secret query parameters replaced by ``<redacted>``."""
     parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
     query = urlencode(
         [(k, "<redacted>" if k.lower() in _SECRET_PARAMS else v)
          for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-        safe=":/*,",
+        safe=":/*,<>",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -176,6 +174,12 @@ class Transport:
         self.scheme: str | None = None
         self.challenge: Challenge | None = None
         self.tokens = TokenCache()
+        #: scope -> the group of scopes asked for in one token (see :meth:`plan_scopes`)
+        self._scope_groups: dict[str, tuple[str, ...]] = {}
+        #: scopes a group token turned out not to grant: they get a token of their own
+        self._narrowed: set[str] = set()
+        #: the last rate-limit headers seen (``RateLimit-Remaining`` and friends)
+        self.rate_limit: dict[str, str] = {}
         self._cached = hasattr(session, "cache")
         retry = _CountingRetry(
             total=retries,
@@ -231,8 +235,8 @@ class Transport:
         try:
             if self._cached and session is self.session:
                 kwargs.update(cache_kwargs or {})
-            return session.request(method, url, timeout=self.timeout, verify=self.verify,
-                                   **kwargs)
+            response = session.request(method, url, timeout=self.timeout, verify=self.verify,
+                                       **kwargs)
         except requests.RequestException as exc:
             raise errors.RegistryError(
                 f"{type(exc).__name__}: the registry could not be reached",
@@ -240,6 +244,11 @@ class Transport:
             ) from None
         finally:
             self._local.kind = None
+        limits = {k: v for k, v in response.headers.items()
+                  if k.lower().startswith(("ratelimit", "x-ratelimit"))}
+        if limits:
+            self.rate_limit = limits
+        return response
 
     # -- probe -------------------------------------------------------------------------------
     def ping(self) -> str | None:
@@ -292,21 +301,37 @@ class Transport:
         return (ch.realm, ch.service, tuple(scopes), self.credentials.identity)
 
     def _fetch_token(self, key: tuple) -> Token:
+        """Ask the realm for a token: OAuth2 ``POST`` (``grant_type=refresh_token``) when an
+        identity/refresh token is held, falling back to ``GET`` if the realm answers 404/405;
+        otherwise ``GET ?service=&scope=...`` with basic credentials (or none)."""
         realm, service, scopes, _identity = key
-        params = [("service", service)] if service else []
-        params += [("scope", s) for s in scopes]
-        auth_header = self._basic_header()
-        headers = {"Authorization": auth_header} if auth_header else {}
         obtained = time.monotonic()
         started = time.monotonic()
-        response = self._send(self._token_session, "GET", realm, kind="token", params=params,
-                              headers=headers)
-        self._log("GET", response.url, response.status_code, started, "network")
+        response = None
+        refresh = self.credentials.identity_token
+        if refresh:
+            form = {"grant_type": "refresh_token", "refresh_token": refresh,
+                    "client_id": "registry-insights", "scope": " ".join(scopes)}
+            if service:
+                form["service"] = service
+            response = self._send(self._token_session, "POST", realm, kind="token", data=form)
+            self._log("POST", realm, response.status_code, started, "network")
+            if response.status_code in (404, 405):
+                response = None
+        if response is None:
+            params = [("service", service)] if service else []
+            params += [("scope", s) for s in scopes]
+            auth_header = self._basic_header()
+            headers = {"Authorization": auth_header} if auth_header else {}
+            response = self._send(self._token_session, "GET", realm, kind="token",
+                                  params=params, headers=headers)
+            self._log("GET", response.url, response.status_code, started, "network")
+        method = response.request.method if response.request is not None else "GET"
         if response.status_code in (401, 403):
             who = self.credentials.identity
             raise errors.Unauthorized(
                 f"the token server refused identity {who!r} for scope {' '.join(scopes)!r}",
-                method="GET", url=redact_url(response.url), status=response.status_code,
+                method=method, url=redact_url(response.url), status=response.status_code,
             )
         check_response(response)
         try:
@@ -314,17 +339,37 @@ class Transport:
         except ValueError:
             raise errors.InvalidResponse(
                 f"token server answered non-JSON: {response.content[:80]!r}",
-                method="GET", url=redact_url(response.url), status=response.status_code,
+                method=method, url=redact_url(response.url), status=response.status_code,
             ) from None
         try:
             return token_from_response(data, scopes, obtained)
         except ValueError as exc:
-            raise errors.InvalidResponse(str(exc), method="GET", url=redact_url(realm)) from None
+            raise errors.InvalidResponse(str(exc), method=method, url=redact_url(realm)) from None
+
+    def plan_scopes(self, scopes, group_size: int = 20) -> None:
+        """Ask for these scopes together, ``group_size`` per token, when a token is next needed.
+
+        Token servers that grant several ``scope`` parameters at once (Distribution's token
+        spec allows repeating ``scope``) then need one round trip per group instead of one
+        per repository. A scope the group token turns out not to grant gets its own token.
+        """
+        scopes = [s for s in dict.fromkeys(scopes) if s not in self._scope_groups]
+        for i in range(0, len(scopes), group_size):
+            group = tuple(scopes[i:i + group_size])
+            for scope in group:
+                self._scope_groups[scope] = group
 
     def _authorization(self, scopes: tuple[str, ...]):
         if self.scheme == "basic":
             return self._basic_header(), None, None
         if self.scheme == "bearer":
+            if len(scopes) == 1 and scopes[0] in self._scope_groups \
+                    and scopes[0] not in self._narrowed:
+                key = self._token_key(self._scope_groups[scopes[0]])
+                token = self.tokens.get(key, self._fetch_token)
+                if token.grants(scopes[0]):
+                    return f"Bearer {token.value}", key, token
+                self._narrowed.add(scopes[0])
             key = self._token_key(scopes)
             token = self.tokens.get(key, self._fetch_token)
             return f"Bearer {token.value}", key, token
@@ -380,6 +425,8 @@ class Transport:
                 break
             if key is not None:
                 self.tokens.drop(key, token)
+                if len(key[2]) > 1 and len(scopes) == 1:
+                    self._narrowed.add(scopes[0])  # the group token did not do: own token
             if challenge.scheme == "bearer" and challenge.scope:
                 extra = tuple(s for s in challenge.scope.split(" ") if s and s not in scopes)
                 scopes = tuple(scopes) + extra
