@@ -38,16 +38,28 @@ _FRAME_NAMES = {
     "BLOBS_SCHEMA": "schema",
     "storage_summary": "analysis",
     "repository_summary": "analysis",
+    "referenced_blobs": "analysis",
+    "growth": "trends",
+    "forecast": "trends",
+    "capacity_date": "trends",
+    "tag_ages": "trends",
+    "stale_tags": "trends",
+    "age_breakdown": "trends",
+    "shared_layers": "trends",
 }
+_SUBMODULES = {"plots", "analysis", "trends", "report", "demo", "inventory", "schema", "cli",
+               "server", "widgets"}
 
 
 def __getattr__(name: str):
     """Frame and analysis names load pandas on first use, so the client alone stays light."""
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _FRAME_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'registry_insights' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 

@@ -88,7 +88,8 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
     DataFrame
         :data:`SUMMARY_SCHEMA`, all sizes in bytes (``Int64``), sorted by unique bytes:
 
-        - ``tags``: distinct tags; ``manifests``: distinct digests the tags point to;
+        - ``tags``: distinct tags; ``manifests``: distinct digests the tags point to (on the
+          total row both are summed over repositories);
         - ``logical_bytes``: sum of ``layer_size`` over (tag, platform) rows, the naive total;
         - ``unique_bytes``: distinct blobs (layers, configs, manifests) the repository
           references; on the total row, distinct blobs registry-wide: what the registry stores;

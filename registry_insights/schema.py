@@ -13,8 +13,8 @@ UTC_NS = "datetime64[ns, UTC]"
 #: One row per (repository, tag, platform). ``digest``/``media_type``/``size``: what the tag
 #: points to (an image manifest or an index). ``manifest_*``: the platform's own manifest.
 #: ``layer_size``: sum of the compressed layer sizes of that manifest (bytes).
-#: ``is_image``: False for attestation / ``unknown/unknown`` entries of an index (only present
-#: when asked for). ``config``: the parsed config JSON (dict).
+#: ``is_image``: False for attestation / ``unknown/unknown`` entries of an index (such rows are
+#: only included when asked for, ``attestations=True``). ``config``: the parsed config JSON (dict).
 TAGS_SCHEMA: dict[str, str] = {
     "registry": "string",
     "repository": "string",

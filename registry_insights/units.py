@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 
-def format_bytes(n, binary: bool = True, precision: int = 1) -> str:
-    """``1536`` -> ``"1.5 KiB"`` (binary) or ``"1.5 kB"`` (decimal); missing -> ``"-"``."""
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "-"
-    try:
-        value = float(n)
-    except (TypeError, ValueError):
-        return "-"
-    base = 1024.0 if binary else 1000.0
-    units = (["B", "KiB", "MiB", "GiB", "TiB", "PiB"] if binary
-             else ["B", "kB", "MB", "GB", "TB", "PB"])
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def format_bytes(n: float | None, binary: bool = True, precision: int = 1) -> str:
+    """A byte count for people: ``format_bytes(1572864) == "1.5 MiB"``.
+
+    Parameters
+    ----------
+    n : number
+        Bytes; None/NA gives ``"n/a"``.
+    binary : bool, default True
+        Binary units, powers of 1024 (B, KiB, MiB, GiB, TiB, PiB, EiB); False gives decimal
+        (SI) units, powers of 1000 (B, kB, MB, GB, TB, PB, EB).
+    precision : int, default 1
+        Decimals above bytes; bytes are whole (unless fractional).
+    """
+    if n is None or pd.isna(n):
+        return "n/a"
+    value = float(n)
+    if not math.isfinite(value):
+        return f"{value} B"
     sign = "-" if value < 0 else ""
     value = abs(value)
-    i = 0
-    while value >= base and i < len(units) - 1:
-        value /= base
-        i += 1
-    if i == 0:
-        return f"{sign}{int(value)} B"
-    return f"{sign}{value:.{precision}f} {units[i]}"
+    base = 1024.0 if binary else 1000.0
+    units = _BINARY_UNITS if binary else _DECIMAL_UNITS
+    if value < base:
+        return f"{sign}{value:g} B"
+    exponent = min(int(math.log(value, base)), len(units) - 1)
+    scaled = value / base**exponent
+    if scaled < 1:  # log rounding just below a power
+        exponent, scaled = exponent - 1, scaled * base
+    if round(scaled, precision) >= base and exponent < len(units) - 1:
+        exponent, scaled = exponent + 1, scaled / base
+    return f"{sign}{scaled:.{precision}f} {units[exponent]}"
