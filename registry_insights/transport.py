@@ -123,8 +123,10 @@ class _CountingRetry(Retry):
         seconds = super().get_retry_after(response)
         return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
-    def increment(self, *args, **kwargs):
-        retry = super().increment(*args, **kwargs)
+    def increment(self, method=None, url=None, response=None, *args, **kwargs):
+        if self.transport is not None and response is not None:
+            self.transport._note_rate_limit(response.headers)
+        retry = super().increment(method, url, response, *args, **kwargs)  # raises when spent
         if self.transport is not None:
             self.transport._count("retry")
         return retry
@@ -244,11 +246,14 @@ class Transport:
             ) from None
         finally:
             self._local.kind = None
-        limits = {k: v for k, v in response.headers.items()
+        self._note_rate_limit(response.headers)
+        return response
+
+    def _note_rate_limit(self, headers) -> None:
+        limits = {k: v for k, v in headers.items()
                   if k.lower().startswith(("ratelimit", "x-ratelimit"))}
         if limits:
             self.rate_limit = limits
-        return response
 
     # -- probe -------------------------------------------------------------------------------
     def ping(self) -> str | None:
@@ -290,10 +295,14 @@ class Transport:
 
     # -- credentials -------------------------------------------------------------------------
     def _basic_header(self) -> str | None:
+        """``Basic`` credentials: user and password, or (OAuth2 identity token, asked with
+        ``GET``) the user, else ``<token>``, and the identity token as password."""
         c = self.credentials
-        if c.username is None and c.password is None:
+        if c.username is None and c.password is None and not c.identity_token:
             return None
-        raw = f"{c.username or ''}:{c.password or ''}".encode()
+        password = c.password if c.password is not None else (c.identity_token or "")
+        user = c.username or ("<token>" if c.identity_token and c.password is None else "")
+        raw = f"{user}:{password}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 
     def _token_key(self, scopes: tuple[str, ...]) -> tuple:
