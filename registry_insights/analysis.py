@@ -103,39 +103,40 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
     blobs = referenced_blobs(tags, layers)
     images = tags[tags["is_image"].fillna(True).astype(bool)] if len(tags) else tags
     names = set(blobs["repository"].dropna()) | set(images["repository"].dropna())
-    names |= set(repositories or ())
-    users = blobs.groupby("digest")["repository"].nunique()
-    blobs = blobs.assign(exclusive=blobs["digest"].map(users).eq(1).to_numpy())
-    blobs["kind_group"] = blobs["kind"].replace({"index": "manifest"})
-    rows = []
-    for name in sorted(names):
-        b = blobs[blobs["repository"] == name]
-        t = images[images["repository"] == name]
-        by_kind = b.groupby("kind_group")["size"].sum()
-        unique = int(b["size"].sum())
-        exclusive = int(b.loc[b["exclusive"], "size"].sum())
-        rows.append({
-            "repository": name, "tags": t["tag"].nunique(), "manifests": t["digest"].nunique(),
-            "logical_bytes": int(t["layer_size"].sum()), "unique_bytes": unique,
-            "exclusive_bytes": exclusive, "shared_bytes": unique - exclusive,
-            "layer_bytes": int(by_kind.get("layer", 0)),
-            "config_bytes": int(by_kind.get("config", 0)),
-            "manifest_bytes": int(by_kind.get("manifest", 0)),
-        })
-    per_repo = coerce(pd.DataFrame(rows), SUMMARY_SCHEMA) if rows else empty(SUMMARY_SCHEMA)
+    names = sorted(names | set(repositories or ()))
+    users = blobs.groupby("digest")["repository"].transform("nunique")
+    size = blobs["size"].fillna(0).astype("int64")
+    kind = blobs["kind"].replace({"index": "manifest"})
+    per_blob = pd.DataFrame({
+        "repository": blobs["repository"],
+        "unique_bytes": size,
+        "exclusive_bytes": size.where(users.eq(1).to_numpy(), 0),
+        "layer_bytes": size.where((kind == "layer").to_numpy(), 0),
+        "config_bytes": size.where((kind == "config").to_numpy(), 0),
+        "manifest_bytes": size.where((kind == "manifest").to_numpy(), 0),
+    })
+    by_repo = per_blob.groupby("repository").sum()
+    counts = images.groupby("repository").agg(
+        tags=("tag", "nunique"), manifests=("digest", "nunique"),
+        logical_bytes=("layer_size", "sum"),
+    ) if len(images) else pd.DataFrame(columns=["tags", "manifests", "logical_bytes"])
+    per_repo = pd.DataFrame(index=pd.Index(names, name="repository"))
+    per_repo = per_repo.join(counts).join(by_repo).fillna(0).reset_index()
+    per_repo["shared_bytes"] = per_repo["unique_bytes"] - per_repo["exclusive_bytes"]
+    per_repo = coerce(per_repo, SUMMARY_SCHEMA)[list(SUMMARY_SCHEMA)]
     per_repo = per_repo.sort_values(["unique_bytes", "repository"], ascending=[False, True])
-    distinct = blobs.drop_duplicates("digest")
-    by_kind = distinct.groupby("kind_group")["size"].sum()
-    shared = int(distinct.loc[~distinct["exclusive"], "size"].sum())
+    distinct = per_blob.assign(digest=blobs["digest"]).drop_duplicates("digest")
+    unique_total = int(distinct["unique_bytes"].sum())
+    exclusive_total = int(per_repo["exclusive_bytes"].sum())
     total = {
         "repository": TOTAL, "tags": int(per_repo["tags"].sum()),
         "manifests": int(per_repo["manifests"].sum()),
         "logical_bytes": int(per_repo["logical_bytes"].sum()),
-        "unique_bytes": int(distinct["size"].sum()),
-        "exclusive_bytes": int(per_repo["exclusive_bytes"].sum()), "shared_bytes": shared,
-        "layer_bytes": int(by_kind.get("layer", 0)),
-        "config_bytes": int(by_kind.get("config", 0)),
-        "manifest_bytes": int(by_kind.get("manifest", 0)),
+        "unique_bytes": unique_total, "exclusive_bytes": exclusive_total,
+        "shared_bytes": unique_total - exclusive_total,
+        "layer_bytes": int(distinct["layer_bytes"].sum()),
+        "config_bytes": int(distinct["config_bytes"].sum()),
+        "manifest_bytes": int(distinct["manifest_bytes"].sum()),
     }
     out = pd.concat([per_repo, coerce(pd.DataFrame([total]), SUMMARY_SCHEMA)],
                     ignore_index=True)

@@ -25,41 +25,46 @@ class Inventory:
     repositories: list[str]
     details: list[TagDetails] = field(repr=False)
 
+    def _images(self, attestations: bool):
+        for d in self.details:
+            yield from ((d, image) for image in d.images)
+            if attestations:
+                yield from ((d, image) for image in d.others)
+
     def tags(self, attestations: bool = False) -> pd.DataFrame:
         """The tags frame (:data:`~registry_insights.schema.TAGS_SCHEMA`)."""
-        rows = []
-        for d in self.details:
-            images = list(d.images) + (list(d.others) if attestations else [])
-            for image in images:
-                rows.append({
-                    "registry": self.registry, "repository": d.repository, "tag": d.tag,
-                    "digest": d.digest, "media_type": d.media_type, "size": d.size,
-                    "platform": image.platform, "manifest_digest": image.manifest_digest,
-                    "manifest_media_type": image.manifest_media_type,
-                    "manifest_size": image.manifest_size, "config_digest": image.config_digest,
-                    "config_size": image.config_size, "created_at": image.created,
-                    "layer_size": image.layer_size, "layer_count": len(image.layers),
-                    "architecture": image.architecture, "os": image.os,
-                    "variant": image.config.get("variant") if image.config else None,
-                    "is_image": image.is_image, "config": image.config,
-                })
-        return coerce(pd.DataFrame(rows), TAGS_SCHEMA) if rows else empty(TAGS_SCHEMA)
+        columns: dict[str, list] = {c: [] for c in TAGS_SCHEMA}
+        for d, image in self._images(attestations):
+            config = image.config or {}
+            values = (
+                self.registry, d.repository, d.tag, d.digest, d.media_type, d.size,
+                image.platform, image.manifest_digest, image.manifest_media_type,
+                image.manifest_size, image.config_digest, image.config_size, image.created,
+                image.layer_size, len(image.layers), config.get("architecture"),
+                config.get("os"), config.get("variant"), image.is_image, image.config,
+            )
+            for column, value in zip(columns.values(), values):
+                column.append(value)
+        return coerce(pd.DataFrame(columns), TAGS_SCHEMA) if columns["tag"] else empty(
+            TAGS_SCHEMA)
 
     def layers(self, attestations: bool = False) -> pd.DataFrame:
         """The layers frame (:data:`~registry_insights.schema.LAYERS_SCHEMA`)."""
-        rows = []
-        for d in self.details:
-            images = list(d.images) + (list(d.others) if attestations else [])
-            for image in images:
-                for position, layer in enumerate(image.layers):
-                    rows.append({
-                        "registry": self.registry, "repository": d.repository, "tag": d.tag,
-                        "platform": image.platform, "manifest_digest": image.manifest_digest,
-                        "layer_digest": layer.digest, "size": layer.size,
-                        "media_type": layer.media_type, "position": position,
-                        "is_image": image.is_image,
-                    })
-        return coerce(pd.DataFrame(rows), LAYERS_SCHEMA) if rows else empty(LAYERS_SCHEMA)
+        columns: dict[str, list] = {c: [] for c in LAYERS_SCHEMA}
+        for d, image in self._images(attestations):
+            n = len(image.layers)
+            columns["registry"].extend([self.registry] * n)
+            columns["repository"].extend([d.repository] * n)
+            columns["tag"].extend([d.tag] * n)
+            columns["platform"].extend([image.platform] * n)
+            columns["manifest_digest"].extend([image.manifest_digest] * n)
+            columns["layer_digest"].extend(layer.digest for layer in image.layers)
+            columns["size"].extend(layer.size for layer in image.layers)
+            columns["media_type"].extend(layer.media_type for layer in image.layers)
+            columns["position"].extend(range(n))
+            columns["is_image"].extend([image.is_image] * n)
+        return coerce(pd.DataFrame(columns), LAYERS_SCHEMA) if columns["tag"] else empty(
+            LAYERS_SCHEMA)
 
 
 def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None = None,
