@@ -64,11 +64,8 @@ def cache_path(directory: Path, base_url: str, identity: str) -> Path:
 
 
 def _private_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.chmod(path.parent, 0o700)
-    except OSError:
-        pass
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
