@@ -156,7 +156,11 @@ def growth_forecast(forecast: pd.DataFrame, ax: Axes | None = None,
     if capacity is not None:
         when = trends.capacity_date(forecast, capacity)
         label = f"capacity {format_bytes(capacity)}"
-        if not pd.isna(when):
+        history = forecast.loc[forecast["kind"] == "history", "bytes"] if len(forecast) else []
+        observed = float(pd.Series(history).max()) if len(history) else float("nan")
+        if observed >= capacity:
+            label += ", already exceeded"
+        elif not pd.isna(when):
             label += f", reached {when:%Y-%m-%d}"
             inside = len(forecast) and forecast["date"].min() <= when <= forecast["date"].max()
             if inside:
@@ -242,6 +246,10 @@ def size_distribution(tags: pd.DataFrame, ax: Axes | None = None, bins: int = 30
     else:
         _no_data(ax)
     ax.set_xscale("log", base=2)
+    if len(positive) and positive.max() / positive.min() < 16:
+        from matplotlib.ticker import LogLocator
+
+        ax.xaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.25, 1.5, 1.75)))
     ax.xaxis.set_major_formatter(bytes_formatter(same_unit=False))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"layer_size per image row (compressed bytes, log scale, {BINARY_NOTE})")

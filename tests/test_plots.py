@@ -120,6 +120,12 @@ def test_growth_forecast(inventory):
     expected = trends.capacity_date(frame, 10 * GiB)
     assert any(f"capacity 10.0 GiB, reached {expected:%Y-%m-%d}" in t for t in legend)
 
+    # A capacity below what is already stored: exceeded, not "reached" in the past.
+    stored = frame.loc[frame["kind"] == "history", "bytes"].max()
+    below = plots.growth_forecast(frame, capacity=int(stored) // 2)
+    legend = [t.get_text() for t in below.get_legend().get_texts()]
+    assert any(t.endswith("already exceeded") for t in legend)
+
 
 def test_tag_age_histogram_counts_and_unknown(inventory):
     tags, _ = inventory
