@@ -8,7 +8,7 @@ would free.
 
 from __future__ import annotations
 
-from .client import RegistryClient
+from .client import DeleteResult, RegistryClient
 from .errors import (
     CatalogUnavailable,
     Denied,
@@ -46,9 +46,16 @@ _FRAME_NAMES = {
     "stale_tags": "trends",
     "age_breakdown": "trends",
     "shared_layers": "trends",
+    "retention_plan": "retention",
+    "deletions": "retention",
+    "parse_age": "retention",
+    "PLAN_SCHEMA": "retention",
+    "reclaimable": "reclaim",
+    "freed_blobs": "reclaim",
+    "RECLAIM_SCHEMA": "reclaim",
 }
 _SUBMODULES = {"plots", "analysis", "trends", "report", "demo", "inventory", "schema", "cli",
-               "server", "widgets"}
+               "server", "widgets", "retention", "reclaim", "pull"}
 
 
 def __getattr__(name: str):
@@ -64,7 +71,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "RegistryClient", "parse_reference", "RegistryError", "RegistryInsightsError",
+    "RegistryClient", "DeleteResult", "parse_reference", "RegistryError", "RegistryInsightsError",
     "Unauthorized", "Denied", "NotFound", "Unsupported", "TooManyRequests", "DigestMismatch",
     "InvalidReference", "InvalidResponse", "CatalogUnavailable", "RegistryBinaryNotFound",
     *_FRAME_NAMES,

@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -27,6 +30,7 @@ from .errors import (
     InvalidResponse,
     NotFound,
     RegistryError,
+    Unsupported,
 )
 from .models import (
     UNKNOWN_PLATFORM,
@@ -485,6 +489,47 @@ class RegistryClient:
                                  method="GET", url=response.url)
         return written
 
+    def pull(self, repository: str, reference: str, directory: str | Path,
+             platform: str | None = None, progress: bool | None = None) -> Path:
+        """Pull ``repository:reference`` into an OCI image layout in ``directory``.
+
+        The layout (OCI image-spec, "Image Layout") holds the manifest as received (and, for an
+        index, the index and every platform's manifest, or only the one ``platform`` names,
+        e.g. ``"linux/arm64"``, which ``index.json`` then points to), each config and every
+        layer under ``blobs/sha256/``. Each blob is streamed to a temporary file, its size and
+        sha256 checked, then renamed into place; blobs already present are verified (hashed),
+        not downloaded again, and replaced when corrupt; temporary files left by an
+        interrupted pull are removed, so a pull run again ends identical to a clean one.
+        ``index.json`` gains (or replaces) the entry whose ``org.opencontainers.image.ref.name``
+        is the tag, written atomically once every blob is in place. Several pulls may share
+        one layout.
+
+        Parameters
+        ----------
+        progress : bool, optional
+            A progress bar in bytes (default: on in a terminal or notebook).
+
+        Returns
+        -------
+        pathlib.Path
+            The layout directory.
+
+        Raises
+        ------
+        NotFound
+            When the tag, a blob, or the asked platform does not exist.
+        DigestMismatch
+            When bytes received do not hash to their digest (nothing corrupt is kept).
+        Unsupported
+            For a Docker schema 1 manifest, which an OCI layout cannot hold.
+        FileExistsError
+            When ``directory`` holds files but is not an OCI image layout.
+        """
+        from .pull import pull_layout
+
+        return pull_layout(self, repository, reference, directory, platform=platform,
+                           progress=progress)
+
     # -- pushing (used by the demo seeding and by tag-only deletes) ---------------------------
     def blob_exists(self, repository: str, digest: str) -> bool:
         """HEAD the blob: True when ``repository`` has it."""
@@ -564,66 +609,375 @@ class RegistryClient:
                     for url, headers in wanted for method in ("GET", "HEAD")]
         cache.delete(requests=prepared)
 
-    def delete(self, repository: str, tag: str | None = None, digest: str | None = None
-               ) -> list[str]:
-        """Delete a manifest by digest, or one tag; return the tags that went.
+    def delete(self, repository: str, tag: str | None = None, digest: str | None = None, *,
+               children: bool = True) -> list[str]:
+        """Delete one tag, or a manifest by digest; return the tags that went.
 
-        ``digest=``: deletes the manifest, and with it **every tag** of ``repository`` that
-        points to it (OCI distribution-spec, "Deleting manifests"). ``tag=``: deletes that tag
-        only. The registry frees space only at its next garbage collection.
+        ``tag=`` removes that tag only; the other tags on its digest (its siblings) survive:
+
+        - when no other tag points to the digest and no remaining index of the repository
+          lists it as a platform, the manifest is deleted by digest;
+        - otherwise the OCI tag delete (``DELETE /v2/<name>/manifests/<tag>``) is tried, and
+          where the registry refuses it (CNCF Distribution 2.8 answers 400 ``DIGEST_INVALID``)
+          the tag is moved to a unique throwaway manifest (an OCI manifest with the empty
+          config ``application/vnd.oci.empty.v1+json`` and no layers), which is then deleted by
+          digest. That needs push rights: when the push is refused, :class:`RegistryError` lists
+          the sibling tags and nothing was deleted.
+
+        ``digest=`` deletes the manifest and with it **every tag** of ``repository`` that points
+        to it (OCI distribution-spec, "Deleting manifests"); the list returned names them. An
+        index that lists it as a platform is left with a dangling entry: that is asked for.
+
+        ``children=True``: when an index (multi-arch) goes, its platform manifests that no
+        remaining tag of the repository reaches (directly or through another index) are deleted
+        too. CNCF Distribution would otherwise keep them as untagged manifests, and its garbage
+        collection (without ``--delete-untagged``) would free only the index's own bytes.
+
+        Space is freed only at the registry's next garbage collection. This client's cached
+        answers for the tag list and the affected manifests are dropped at once.
 
         Raises
         ------
         InvalidReference
             When neither or both of ``tag`` and ``digest`` are given, or either is malformed.
-        NotFound, Unsupported (deletes disabled: 405), Denied, Unauthorized
+        NotFound
+            When the repository, tag or manifest does not exist (nothing was deleted).
+        Unsupported
+            When the registry has deletes disabled (405 ``UNSUPPORTED``); nothing was deleted.
         RegistryError
-            ``tag=`` on a registry without tag deletion when other tags share the digest: the
-            message lists those sibling tags, and nothing was deleted.
+            ``tag=`` with siblings on a registry without tag deletion that refuses the throwaway
+            push: the message lists the siblings; nothing was deleted. Denied, Unauthorized.
         """
         validate_repository(repository)
         if (tag is None) == (digest is None):
             raise InvalidReference("delete needs exactly one of tag= or digest=")
         if digest is not None:
             validate_digest(digest)
-            tags_before = self._tags_at(repository, digest)
+            current = self._tag_map(repository)
+            target = self.head_manifest(repository, digest)  # NotFound: nothing to delete
+            kids = self._index_children(repository, target) if children else []
             self._delete_manifest(repository, digest)
-            self._forget(repository, digest, *tags_before)
+            tags_before = sorted(t for t, d in current.items() if d.digest == digest)
+            for t in tags_before:
+                del current[t]
+            gone = self._delete_children(repository, kids, current)
+            self._forget(repository, digest, *tags_before, *gone)
             return tags_before
         validate_tag(tag)
-        target = self.head_manifest(repository, tag).digest
-        siblings = [t for t in self._tags_at(repository, target) if t != tag]
+        current = self._tag_map(repository)
+        target = current.get(tag)
+        if target is None:
+            raise NotFound(f"tag {repository}:{tag} does not exist; nothing was deleted",
+                           status=404, code="MANIFEST_UNKNOWN")
+        siblings = sorted(t for t, d in current.items() if d.digest == target.digest and t != tag)
         if siblings:
-            raise RegistryError(
-                f"tag {repository}:{tag} shares digest {target} with tags {siblings}; deleting "
-                "the digest would delete them too, and this registry has no tag deletion. "
-                "Nothing was deleted."
-            )
-        self._delete_manifest(repository, target)
-        self._forget(repository, target, tag)
+            self._untag(repository, tag, target, f"tags {siblings}")
+            return [tag]
+        listed_by = self._listed_by(repository, {t: d for t, d in current.items() if t != tag})
+        if target.digest in listed_by:
+            self._untag(repository, tag, target,
+                        f"the index tags {listed_by[target.digest]}, which list it")
+            return [tag]
+        kids = self._index_children(repository, target) if children else []
+        self._delete_manifest(repository, target.digest)
+        del current[tag]
+        gone = self._delete_children(repository, kids, current)
+        self._forget(repository, target.digest, tag, *gone)
         return [tag]
+
+    def delete_many(self, items: Iterable[tuple], *, children: bool = True,
+                    progress: bool | None = None) -> list[DeleteResult]:
+        """Delete many tags; return one :class:`DeleteResult` per item, in input order.
+
+        Parameters
+        ----------
+        items : iterable of (repository, tag) or (repository, tag, digest)
+            With a digest (what the tag pointed to when the plan was made), a tag that now
+            points elsewhere is left alone (status ``"changed"``).
+        children : bool
+            As in :meth:`delete`: platform manifests of deleted indexes that no remaining tag
+            reaches are deleted too.
+        progress : bool, optional
+            A progress bar by tag.
+
+        Per repository the tags are read fresh once. The tags of a digest that every one of
+        its tags is to lose go with one delete by digest; a tag whose digest keeps other tags,
+        or that a remaining index lists, is removed alone (see :meth:`delete`). Statuses:
+        ``"deleted"``; ``"absent"`` (404: the tag or manifest was already gone, not an error);
+        ``"changed"``; ``"failed"`` (the message says why; the other items go on).
+
+        Raises
+        ------
+        InvalidReference
+            For a malformed item (before any request).
+        Unsupported
+            When the registry has deletes disabled (at the first delete; nothing was deleted).
+        """
+        wanted: list[tuple[str, str, str | None]] = []
+        for item in items:
+            repository, tag, *rest = item
+            expected = rest[0] if rest and rest[0] else None
+            validate_repository(repository)
+            validate_tag(tag)
+            if expected is not None:
+                validate_digest(expected)
+            wanted.append((repository, tag, expected))
+        results: list[DeleteResult | None] = [None] * len(wanted)
+        by_repository: dict[str, list[int]] = {}
+        for i, (repository, _tag, _expected) in enumerate(wanted):
+            by_repository.setdefault(repository, []).append(i)
+        bar = progress_bar(len(wanted), "deleting", progress, unit="tag")
+        try:
+            for repository, indices in by_repository.items():
+                self._delete_in(repository, [(i, *wanted[i][1:]) for i in indices], children,
+                                results)
+                bar.update(len(indices))
+        finally:
+            bar.close()
+        return [r for r in results if r is not None]
+
+    def _delete_in(self, repository: str, items: list[tuple[int, str, str | None]],
+                   children: bool, results: list) -> None:
+        """:meth:`delete_many` for the items of one repository (fills ``results``)."""
+        def done(i: int, tag: str, digest: str | None, status: str, message: str) -> None:
+            results[i] = DeleteResult(repository, tag, digest, status, message)
+
+        try:
+            current = self._tag_map(repository)
+        except NotFound:
+            for i, tag, expected in items:
+                done(i, tag, expected, "absent", f"repository {repository} not found")
+            return
+        except RegistryError as exc:
+            for i, tag, expected in items:
+                done(i, tag, expected, "failed", f"could not read the tags: {exc}")
+            return
+        groups: dict[str, list[tuple[int, str]]] = {}
+        for i, tag, expected in items:
+            desc = current.get(tag)
+            if desc is None:
+                done(i, tag, expected, "absent", "tag not found (already deleted?)")
+            elif expected is not None and desc.digest != expected:
+                done(i, tag, expected, "changed",
+                     f"tag now points to {desc.digest}, not {expected}: left alone")
+            else:
+                groups.setdefault(desc.digest, []).append((i, tag))
+        kids: list[str] = []
+        forget: list[str] = []
+        leaving = {tag for members in groups.values() for _i, tag in members}
+        try:
+            listed_by = self._listed_by(repository,
+                                        {t: d for t, d in current.items() if t not in leaving})
+        except RegistryError as exc:
+            for members in groups.values():
+                for i, tag in members:
+                    done(i, tag, current[tag].digest, "failed",
+                         f"could not read the remaining indexes: {exc}")
+            return
+        for digest, members in groups.items():
+            names = {tag for _i, tag in members}
+            holders = {t for t, d in current.items() if d.digest == digest}
+            if holders <= names and digest not in listed_by:
+                try:
+                    found = (self._index_children(repository, current[members[0][1]])
+                             if children else [])
+                    self._delete_manifest(repository, digest)
+                    status, message = "deleted", f"manifest {digest} deleted"
+                    kids += found
+                except NotFound:
+                    status, message = "absent", f"manifest {digest} already gone"
+                except Unsupported:
+                    raise
+                except RegistryError as exc:
+                    status, message = "failed", str(exc)
+                if status != "failed":
+                    for t in holders:
+                        current.pop(t, None)
+                    forget += [digest, *holders]
+                for i, tag in members:
+                    done(i, tag, digest, status, message)
+                continue
+            for i, tag in members:
+                siblings = sorted(t for t in holders if t != tag)
+                kept_for = (f"tags {siblings}" if siblings else
+                            f"the index tags {listed_by.get(digest)}, which list it")
+                try:
+                    self._untag(repository, tag, current[tag], kept_for)
+                    done(i, tag, digest, "deleted", f"tag only; {digest} kept for {kept_for}")
+                    holders.discard(tag)
+                    current.pop(tag, None)
+                except NotFound:
+                    done(i, tag, digest, "absent", "tag not found (already deleted?)")
+                except Unsupported:
+                    raise
+                except RegistryError as exc:
+                    done(i, tag, digest, "failed", str(exc))
+        if kids:
+            try:
+                forget += self._delete_children(repository, kids, current)
+            except Unsupported:
+                raise
+            except RegistryError as exc:
+                log.warning("platform manifests of deleted indexes in %s not deleted: %s",
+                            repository, exc)
+        if forget:
+            self._forget(repository, *dict.fromkeys(forget))
+
+    def _untag(self, repository: str, tag: str, target: Descriptor, kept_for: str) -> None:
+        """Remove ``tag`` alone while ``target`` stays (for ``kept_for``, e.g. sibling tags).
+
+        OCI tag delete first; where refused, move the tag to a unique throwaway manifest and
+        delete that by digest (the tag is put back if that delete fails).
+        """
+        try:
+            self._transport.request(
+                "delete", "DELETE", f"/v2/{repository}/manifests/{tag}",
+                scopes=(delete_scope(repository),), ok=(202, 200), cache=False,
+            )
+            self._forget(repository, tag)
+            return
+        except RegistryError as exc:
+            refused = exc.status in (400, 405) or exc.code in ("UNSUPPORTED", "DIGEST_INVALID")
+            if not refused:
+                raise
+            if exc.status == 405 or exc.code == "UNSUPPORTED":
+                self._check_deletes_enabled(repository)
+        original = self.manifest(repository, target.digest)
+        raw = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": 2},
+            "layers": [],
+            "annotations": {THROWAWAY_ANNOTATION: f"{repository}:{tag} {secrets.token_hex(16)}"},
+        }, separators=(",", ":")).encode()
+        try:
+            if not self.blob_exists(repository, EMPTY_JSON_DIGEST):
+                self.upload_blob(repository, b"{}", EMPTY_JSON_DIGEST)
+            throwaway = self.put_manifest(repository, tag, raw, mt.OCI_MANIFEST)
+        except RegistryError as exc:
+            raise RegistryError(
+                f"tag {repository}:{tag} points to {target.digest}, kept for {kept_for}; "
+                "this registry has no tag deletion, and moving the tag to a throwaway manifest "
+                f"(which needs push rights) was refused ({exc}). Nothing was deleted.",
+                method=exc.method, url=exc.url, status=exc.status, code=exc.code,
+                errors=exc.errors,
+            ) from None
+        try:
+            self._delete_manifest(repository, throwaway)
+        except RegistryError as exc:
+            self.put_manifest(repository, tag, original.raw, original.media_type)
+            raise type(exc)(
+                f"could not delete the throwaway manifest {throwaway} that {repository}:{tag} "
+                f"was moved to ({exc}); the tag was put back on {target.digest}. Nothing was "
+                "deleted.",
+                method=exc.method, url=exc.url, status=exc.status, code=exc.code,
+                errors=exc.errors,
+            ) from None
+        finally:
+            self._forget(repository, tag, throwaway)
+
+    def _check_deletes_enabled(self, repository: str) -> None:
+        """Raise Unsupported when the registry refuses every delete (probe: a digest that
+        cannot exist, which answers 404 where deletes are enabled)."""
+        self._delete_manifest(repository, "sha256:" + "0" * 64, ok=(202, 200, 404))
+
+    def _listed_by(self, repository: str, tags: dict[str, Descriptor]) -> dict[str, list[str]]:
+        """Platform manifest digest -> the index tags (among ``tags``) that list it."""
+        by_digest: dict[str, list[str]] = {}
+        for tag, desc in sorted(tags.items()):
+            by_digest.setdefault(desc.digest, []).append(tag)
+        listed: dict[str, list[str]] = {}
+        for names in by_digest.values():
+            for child in self._index_children(repository, tags[names[0]]):
+                listed.setdefault(child, []).extend(names)
+        return listed
+
+    def _index_children(self, repository: str, descriptor: Descriptor) -> list[str]:
+        """Digests of the manifests an index lists (empty for an image manifest)."""
+        if descriptor.media_type in mt.IMAGE_MANIFESTS or descriptor.media_type in mt.SCHEMA1:
+            return []
+        manifest = self.manifest(repository, descriptor.digest)
+        return [d.digest for d in manifest.manifests] if manifest.is_index else []
+
+    def _delete_children(self, repository: str, children: list[str],
+                         remaining: dict[str, Descriptor]) -> list[str]:
+        """Delete the ``children`` (platform manifests of deleted indexes) that no remaining tag
+        reaches, directly or through a remaining index; return the digests deleted."""
+        candidates = list(dict.fromkeys(children))
+        if not candidates:
+            return []
+        reached = {d.digest for d in remaining.values()}
+        for desc in {d.digest: d for d in remaining.values()}.values():
+            reached.update(self._index_children(repository, desc))
+        gone = []
+        for child in candidates:
+            if child in reached:
+                continue
+            try:
+                self._delete_manifest(repository, child)
+            except NotFound:
+                continue
+            gone.append(child)
+        return gone
+
+    def _tag_map(self, repository: str) -> dict[str, Descriptor]:
+        """Every tag of ``repository`` and what it points to, asked fresh (HEAD per tag)."""
+        self._forget(repository)
+        tags = self.tags(repository)
+        self._forget(repository, *tags)  # head_manifest falls back to a (cacheable) GET
+        heads = self.map(lambda t: self._head_fresh(repository, t), tags)
+        return {t: d for t, d in zip(tags, heads) if d is not None}
 
     def _tags_at(self, repository: str, digest: str) -> list[str]:
         """Tags of ``repository`` that point to ``digest`` (fresh, not from the cache)."""
-        self._forget(repository)
-        tags = self.tags(repository)
-        found = []
-        for tag, desc in zip(tags, self.map(lambda t: self._head_fresh(repository, t), tags)):
-            if desc == digest:
-                found.append(tag)
-        return found
+        return sorted(t for t, d in self._tag_map(repository).items() if d.digest == digest)
 
-    def _head_fresh(self, repository: str, tag: str) -> str | None:
+    def _head_fresh(self, repository: str, tag: str) -> Descriptor | None:
         try:
-            return self.head_manifest(repository, tag).digest
+            return self.head_manifest(repository, tag)
         except NotFound:
             return None
 
-    def _delete_manifest(self, repository: str, digest: str) -> None:
-        self._transport.request(
-            "delete", "DELETE", f"/v2/{repository}/manifests/{digest}",
-            scopes=(delete_scope(repository),), ok=(202, 200), cache=False,
-        )
+    def _delete_manifest(self, repository: str, digest: str, ok=(202, 200)) -> None:
+        """``DELETE /v2/<name>/manifests/<digest>``; 405 becomes a clear Unsupported."""
+        try:
+            self._transport.request(
+                "delete", "DELETE", f"/v2/{repository}/manifests/{digest}",
+                scopes=(delete_scope(repository),), ok=ok, cache=False,
+            )
+        except Unsupported as exc:
+            raise Unsupported(
+                f"deletes are disabled on {self.registry} (CNCF Distribution: "
+                "storage.delete.enabled is false); nothing was deleted",
+                method=exc.method, url=exc.url, status=exc.status, code=exc.code,
+                errors=exc.errors,
+            ) from None
+
+
+#: ``{}``, the OCI empty descriptor's blob (image-spec "Guidance for an empty descriptor").
+EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+#: Annotation of the throwaway manifests :meth:`RegistryClient.delete` moves a tag to.
+THROWAWAY_ANNOTATION = "io.github.registry-insights.deleted-tag"
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What :meth:`RegistryClient.delete_many` did with one tag.
+
+    ``status``: ``"deleted"``, ``"absent"`` (already gone: 404), ``"changed"`` (the tag points
+    to another digest than planned: left alone) or ``"failed"``; ``message`` says more.
+    """
+
+    repository: str
+    tag: str
+    digest: str | None
+    status: str
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True unless the delete failed."""
+        return self.status != "failed"
 
 
 def _enable_verbose_logging() -> None:
