@@ -41,3 +41,40 @@ def format_bytes(n: float | None, binary: bool = True, precision: int = 1) -> st
     if round(scaled, precision) >= base and exponent < len(units) - 1:
         exponent, scaled = exponent + 1, scaled / base
     return f"{sign}{scaled:.{precision}f} {units[exponent]}"
+
+
+_UNIT_FACTORS = {
+    **{unit.lower(): 1024**i for i, unit in enumerate(_BINARY_UNITS)},
+    **{unit.lower(): 1000**i for i, unit in enumerate(_DECIMAL_UNITS)},
+    "": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "p": 1000**5,
+}
+
+
+def parse_bytes(text: str | int | float) -> int:
+    """A byte count from ``"500GiB"``, ``"1.5 TB"``, ``"2048"`` or a number: whole bytes.
+
+    Binary units (KiB, MiB, GiB, TiB, PiB, EiB) are powers of 1024; decimal ones (kB, MB, GB,
+    TB, PB, EB, and the bare K, M, G, T, P) are powers of 1000. Case and a space before the
+    unit do not matter; a trailing ``B`` alone means bytes. The result is rounded to a byte.
+
+    Raises
+    ------
+    ValueError
+        When the text is not a non-negative number with a known unit (the message names it).
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        number, unit = float(text), ""
+    else:
+        cleaned = str(text).strip().replace("_", "")
+        stripped = cleaned.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
+        number_text, unit = stripped, cleaned[len(stripped):].strip().lower()
+        try:
+            number = float(number_text)
+        except ValueError:
+            number = math.nan
+        if unit not in _UNIT_FACTORS or not number_text:
+            number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{text!r} is not a size: give bytes or a number with a unit such as "
+                         "'500GiB' (binary, 1024) or '2TB' (decimal, 1000)")
+    return int(round(number * _UNIT_FACTORS[unit]))
