@@ -298,11 +298,15 @@ class RegistryClient:
         ------
         InvalidReference, NotFound, DigestMismatch, InvalidResponse
         """
+        return self._get_manifest(repository, reference)
+
+    def _get_manifest(self, repository: str, reference: str, cache: bool = True) -> Manifest:
         validate_repository(repository)
         validate_reference(reference)
         response = self._transport.request(
             "manifest", "GET", f"/v2/{repository}/manifests/{reference}",
             scopes=(pull_scope(repository),), headers={"Accept": mt.MANIFEST_ACCEPT},
+            cache=cache,
         )
         raw = response.content
         digest = sha256_digest(raw)
@@ -337,7 +341,8 @@ class RegistryClient:
             size = response.headers.get("Content-Length", "")
             media_type = (response.headers.get("Content-Type") or "").split(";")[0]
             return Descriptor(media_type, digest, int(size) if size.isdigit() else None)
-        manifest = self.manifest(repository, reference)  # raises the precise error
+        # asked fresh too: a cached body must not make a deleted tag look alive
+        manifest = self._get_manifest(repository, reference, cache=False)
         return Descriptor(manifest.media_type, manifest.digest, manifest.size)
 
     def config(self, repository: str, descriptor: Descriptor) -> dict:
@@ -474,12 +479,14 @@ class RegistryClient:
         validate_digest(digest)
         response = self._transport.request(
             "blob", "GET", f"/v2/{repository}/blobs/{digest}", scopes=(pull_scope(repository),),
-            stream=True, cache=False,
+            stream=True, cache=False, headers={"Accept-Encoding": "identity"},
         )
         hasher = hashlib.sha256()
         written = 0
         with response:
-            for chunk in response.iter_content(chunk_size):
+            # the bytes as stored, never decoded: a blob store that labels a .tar.gz layer
+            # "Content-Encoding: gzip" must not turn it into the tar (the digest is of the blob)
+            for chunk in response.raw.stream(chunk_size, decode_content=False):
                 hasher.update(chunk)
                 fileobj.write(chunk)
                 written += len(chunk)

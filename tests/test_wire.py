@@ -312,3 +312,19 @@ def test_refresh_grant_falls_back_to_get_when_post_is_refused(token_registry, wi
         with ri.RegistryClient(registry.url, cache=None) as client:
             assert client.tags("wire/r1") == ["latest", "v0", "v1", "v2"]
         assert [m for m, _p, _s in realm.log] == ["POST", "GET"]
+
+
+def test_layer_labelled_content_encoding_gzip_is_kept_as_stored(proxied, token_registry,
+                                                                wire_fleet):
+    image = wire_fleet[0]
+
+    def label(request, reply):
+        if "/blobs/sha256:" in request.path:
+            reply.set_header("Content-Encoding", "gzip")  # as some object stores do for .tar.gz
+        return reply
+    proxied.rewrites.append(label)
+    with client_for(proxied.url, token_registry) as client:
+        layer = client.manifest(image.repository, image.manifest_digest).layers[0]
+        out = io.BytesIO()
+        assert client.blob(image.repository, layer.digest, out) == layer.size
+    assert ri.reference.sha256_digest(out.getvalue()) == layer.digest
