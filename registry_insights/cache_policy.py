@@ -16,9 +16,12 @@ URL                                            policy
 deletes, anything else
 ============================================  ==========================================
 
-Only 200 answers to GET and HEAD are stored. ``Accept`` is part of the cache key (Distribution
-answers differently per ``Accept``). ``Authorization`` is left out of keys and never stored, so
-each store holds the answers of one (registry, identity): :func:`cache_path` names the file.
+Only 200 answers to GET and HEAD are stored. Blobs are keyed by digest alone (not by the
+repository in their URL): content addressed, so a config shared by many repositories is stored
+and found once, whichever repository it was fetched through. ``Accept`` is part of the cache
+key (Distribution answers differently per ``Accept``). ``Authorization`` is left out of keys
+and never stored, so each store holds the answers of one (registry, identity):
+:func:`cache_path` names the file.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import re
 from pathlib import Path
 
-from requests_cache import DO_NOT_CACHE, NEVER_EXPIRE, CachedSession, SQLiteCache
+from requests_cache import DO_NOT_CACHE, NEVER_EXPIRE, CachedSession, SQLiteCache, create_key
 from requests_cache.backends import BaseCache
 
 #: Seconds a catalog, tag list or manifest-by-tag answer is served without asking the registry.
@@ -47,6 +50,18 @@ def url_policy(base_url: str, freshness: float) -> dict:
         re.compile(rf"^{base}/v2/.+/tags/list(\?.*)?$"): freshness,
         re.compile(rf"^{base}/v2/_catalog(\?.*)?$"): freshness,
     }
+
+
+_BLOB_URL = re.compile(rf"^(https?://[^/]+)/v2/.+/blobs/({_DIGEST})$")
+
+
+def cache_key(request, **kwargs) -> str:
+    """requests-cache's key, with blob URLs reduced to ``<base>/v2/_blobs/<digest>``."""
+    match = _BLOB_URL.match(request.url or "")
+    if match:
+        request = request.copy()
+        request.url = f"{match.group(1)}/v2/_blobs/{match.group(2)}"
+    return create_key(request, **kwargs)
 
 
 def default_cache_dir() -> Path:
@@ -100,6 +115,7 @@ def make_session(cache, base_url: str, identity: str, freshness: float = DEFAULT
         allowable_codes=(200,),
         allowable_methods=("GET", "HEAD"),
         match_headers=["Accept"],
+        key_fn=cache_key,
         cache_control=False,
         stale_if_error=False,
     )

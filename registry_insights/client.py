@@ -178,24 +178,33 @@ class RegistryClient:
         """The (caching) ``requests`` session in use."""
         return self._transport.session
 
+    def _in_pool(self) -> bool:
+        """True on one of this client's worker threads (nested work then runs inline)."""
+        return getattr(_worker, "client", None) is self
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.max_workers, thread_name_prefix="registry",
+                    initializer=lambda: setattr(_worker, "client", self))
+            return self._executor
+
     def map(self, fn: Callable, items: Iterable, progress=None, desc: str = "") -> list:
         """``[fn(item) for item in items]`` run on ``max_workers`` threads, in input order."""
         items = list(items)
         if not items:
             return []
         bar = progress_bar(len(items), desc, progress) if desc else None
-        if self.max_workers == 1 or len(items) == 1:
+        if self.max_workers == 1 or len(items) == 1 or self._in_pool():
             out = []
             for item in items:
                 out.append(fn(item))
                 if bar:
                     bar.update(1)
         else:
-            with self._executor_lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(self.max_workers,
-                                                        thread_name_prefix="registry")
-            futures = [self._executor.submit(fn, item) for item in items]
+            pool = self._pool()
+            futures = [pool.submit(fn, item) for item in items]
             out = []
             for future in futures:
                 out.append(future.result())
@@ -409,36 +418,67 @@ class RegistryClient:
         """:meth:`tag_details` for many (repository, tag) pairs, concurrently, in input order.
 
         Requests: one manifest per tag, one per platform manifest of an index, one config blob
-        per distinct config digest (shared configs are fetched once, even concurrently).
+        per distinct config digest (shared configs are fetched once, even concurrently). The
+        walk is pipelined: a tag's platform manifests and config are asked for as soon as its
+        manifest arrives, on the same ``max_workers`` threads, with no stage waiting for
+        another.
         """
         pairs = list(pairs)
         for repository, tag in pairs:
             validate_repository(repository)
             validate_tag(tag)
+        if not pairs:
+            return []
         self.plan_repositories(r for r, _ in pairs)
-        tops = self.map(lambda p: self.manifest(*p), pairs, progress, "manifests")
-        children: list[tuple[str, Descriptor]] = []
-        for (repository, _tag), top in zip(pairs, tops):
+        tops: dict[int, Manifest] = {}
+        children: dict[tuple[str, str], Manifest] = {}
+        started: set = set()
+        guard = threading.Lock()
+        bar = progress_bar(len(pairs), "tags", progress)
+        pipeline = _Pipeline(None if self._in_pool() else self._pool())
+
+        def first_time(key) -> bool:
+            with guard:
+                if key in started:
+                    return False
+                started.add(key)
+                return True
+
+        def want_config(repository: str, manifest: Manifest, entry: Descriptor | None) -> None:
+            cfg = manifest.config
+            if entry is not None and entry.is_attestation:
+                return
+            if (cfg is not None and cfg.digest and cfg.media_type in mt.IMAGE_CONFIGS
+                    and cfg.digest not in self._configs and first_time(("config", cfg.digest))):
+                pipeline.submit(self.config, repository, cfg)
+
+        def fetch_child(repository: str, entry: Descriptor) -> None:
+            manifest = self.manifest(repository, entry.digest)
+            children[(repository, entry.digest)] = manifest
+            want_config(repository, manifest, entry)
+
+        def fetch_top(i: int, repository: str, tag: str) -> None:
+            top = self.manifest(repository, tag)
+            tops[i] = top
+            bar.update(1)
             if top.is_index:
-                children.extend((repository, d) for d in top.manifests)
-        child_keys = list(dict.fromkeys((r, d.digest) for r, d in children))
-        fetched = self.map(lambda k: self.manifest(*k), child_keys, progress, "platforms")
-        child_by_key = dict(zip(child_keys, fetched))
-        # configs: one fetch per distinct digest, from the first repository that uses it
-        wanted: dict[str, tuple[str, Descriptor]] = {}
-        for (repository, _tag), top in zip(pairs, tops):
-            manifests = ([(child_by_key[(repository, d.digest)], d) for d in top.manifests
-                          if not d.is_attestation] if top.is_index else [(top, None)])
-            for manifest, _desc in manifests:
-                cfg = manifest.config
-                if (cfg is not None and cfg.media_type in mt.IMAGE_CONFIGS
-                        and cfg.digest not in self._configs):
-                    wanted.setdefault(cfg.digest, (repository, cfg))
-        self.map(lambda item: self.config(*item), list(wanted.values()), progress, "configs")
+                for entry in top.manifests:
+                    if first_time(("child", repository, entry.digest)):
+                        pipeline.submit(fetch_child, repository, entry)
+            else:
+                want_config(repository, top, None)
+
+        try:
+            for i, (repository, tag) in enumerate(pairs):
+                pipeline.submit(fetch_top, i, repository, tag)
+            pipeline.wait()
+        finally:
+            bar.close()
         out = []
-        for (repository, tag), top in zip(pairs, tops):
+        for i, (repository, tag) in enumerate(pairs):
+            top = tops[i]
             if top.is_index:
-                images = [self._image(repository, child_by_key[(repository, d.digest)], d)
+                images = [self._image(repository, children[(repository, d.digest)], d)
                           for d in top.manifests]
             else:
                 images = [self._image(repository, top, None)]
@@ -985,6 +1025,51 @@ class DeleteResult:
     def ok(self) -> bool:
         """True unless the delete failed."""
         return self.status != "failed"
+
+
+_worker = threading.local()
+
+
+class _Pipeline:
+    """Tasks that may submit more tasks, on one executor; :meth:`wait` returns when none is
+    left. Workers never wait for other tasks (no deadlock on a bounded pool); after the first
+    error the tasks still queued are skipped and :meth:`wait` raises that error."""
+
+    def __init__(self, executor: ThreadPoolExecutor | None):
+        self._executor = executor  # None: run each task inline, at once
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._error: BaseException | None = None
+
+    def submit(self, fn: Callable, *args) -> None:
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+        if self._executor is None:
+            self._run(fn, args)
+        else:
+            self._executor.submit(self._run, fn, args)
+
+    def _run(self, fn: Callable, args: tuple) -> None:
+        try:
+            if self._error is None:
+                fn(*args)
+        except BaseException as exc:  # handed to wait()
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+        finally:
+            with self._lock:
+                self._pending -= 1
+                if self._pending == 0:
+                    self._idle.set()
+
+    def wait(self) -> None:
+        self._idle.wait()
+        if self._error is not None:
+            raise self._error
 
 
 def _enable_verbose_logging() -> None:

@@ -228,3 +228,43 @@ def test_client_import_does_not_load_pandas():
             "print(any(m in sys.modules for m in ('pandas', 'matplotlib', 'ipywidgets')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tag_details_inside_client_map_does_not_deadlock(anonymous_registry, tmp_path):
+    with make_client(anonymous_registry, tmp_path, cache=None, max_workers=2) as client:
+        seeded = push_fleet(client, "nested", repositories=2, tags=3)
+        pairs = sorted({(i.repository, i.tag) for i in seeded})
+        details = client.map(lambda p: client.tag_details(*p), pairs)
+        assert [(d.repository, d.tag) for d in details] == pairs
+        truth = {(i.repository, i.tag): i.digest for i in seeded}
+        assert all(d.digest == truth[(d.repository, d.tag)] for d in details)
+
+
+def test_config_shared_across_repositories_is_cached_once(anonymous_registry, tmp_path):
+    import json as _json
+
+    from registry_insights import mediatypes as mt
+
+    with make_client(anonymous_registry, tmp_path) as client:
+        config = b'{"architecture":"amd64","os":"linux","created":"2025-01-01T00:00:00Z"}'
+        layer = b"same layer"
+        for repo in ("sharedcfg/a", "sharedcfg/b"):
+            client.upload_blob(repo, config)
+            client.upload_blob(repo, layer)
+            manifest = _json.dumps({
+                "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                "config": {"mediaType": mt.OCI_CONFIG, "digest": ri.reference.sha256_digest(
+                    config), "size": len(config)},
+                "layers": [{"mediaType": mt.OCI_LAYER, "digest": ri.reference.sha256_digest(
+                    layer), "size": len(layer)}]}).encode()
+            client.put_manifest(repo, "v1", manifest, mt.OCI_MANIFEST)
+        client.request_counts.clear()
+        frame = ri.tags_frame(client, repositories=["sharedcfg/a", "sharedcfg/b"],
+                              progress=False)
+        assert len(frame) == 2 and frame["config_digest"].nunique() == 1
+        assert client.request_counts["blob"] == 1
+    # a fresh client sharing the cache asks for neither config, whichever repository it reads
+    with make_client(anonymous_registry, tmp_path) as fresh:
+        fresh.config("sharedcfg/b", ri.models.Descriptor(
+            mt.OCI_CONFIG, ri.reference.sha256_digest(config), len(config)))
+        assert fresh.request_counts["blob"] == 0
