@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="registry-insights",
         description="What is in a Docker/OCI registry, how big it really is, what to delete.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def connection(p: argparse.ArgumentParser) -> None:
@@ -64,12 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the built-in demo registry and report on it")
     demo.add_argument("-o", "--output", required=True, help="directory to write into")
     demo.add_argument("--seed", type=int, default=7, help="fleet seed (default 7)")
+    demo.add_argument("--serve", action="store_true",
+                      help="after the report, keep the demo registry running until Ctrl-C "
+                           "(to try the other commands and the notebooks against it)")
     report_options(demo, "2026-11-01, the end of the demo fleet")
 
     tag = sub.add_parser("tag", help="print one tag's details")
     connection(tag)
-    tag.add_argument("repository")
-    tag.add_argument("tag")
+    tag.add_argument("repository", help="repository name, e.g. team/app")
+    tag.add_argument("tag", help="tag, e.g. v1.2.3")
 
     pull = sub.add_parser("pull", help="pull an image into an OCI image layout directory")
     connection(pull)
@@ -86,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     connection(cleanup)
     cleanup.add_argument("repositories", nargs="*", metavar="REPO",
                          help="repositories to clean (default: the whole catalog)")
-    cleanup.add_argument("--keep-last", type=int, metavar="N",
+    cleanup.add_argument("--keep-last", type=_count, metavar="N",
                          help="keep the N newest distinct digests per repository")
     cleanup.add_argument("--older-than", type=_age, metavar="AGE",
                          help="delete only tags created more than AGE ago (90d, 12h, 2w)")
@@ -104,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client(args):
+def _client(args, **kwargs):
     from .client import RegistryClient
 
     password = None
@@ -114,7 +120,39 @@ def _client(args):
         password = os.environ[PASSWORD_ENV]
     return RegistryClient(args.url, username=args.username, password=password,
                           insecure=args.insecure, cache=None if args.no_cache else "default",
-                          max_workers=args.workers, verbose=args.verbose)
+                          max_workers=args.workers, verbose=args.verbose, **kwargs)
+
+
+def _cli_url(url: str) -> str:
+    """Check the URL early, with advice in CLI terms (not the Python API's)."""
+    from .reference import normalize_registry
+
+    try:
+        normalize_registry(url, insecure=True)
+    except errors.InvalidReference as exc:
+        print(f"registry-insights: {_cli_advice(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return url
+
+
+def _cli_advice(exc: Exception) -> str:
+    """The error's text, with the Python API's advice put in command-line terms."""
+    return (str(exc)
+            .replace("pass username= and password= instead",
+                     "use --username and --password-stdin instead")
+            .replace("pass insecure=True to allow it", "use --insecure to allow it")
+            .replace("e.g. tags_frame(client, repositories=[...])",
+                     "e.g. --repository NAME (report) or REPO arguments (cleanup)"))
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
 
 
 def _size(text: str) -> int:
@@ -177,10 +215,27 @@ def _pull(client, args) -> int:
             raise
         print(f"registry-insights: {exc}", file=sys.stderr)
         return 2
-    name = f":{ref.reference}" if not ref.digest else ""
-    print(f"pulled {ref.repository}{'@' if ref.digest else ':'}{ref.reference} into {path} "
-          f"(skopeo: oci:{path}{name})")
+    print(f"pulled {ref.repository}{'@' if ref.digest else ':'}{ref.reference} into {path}"
+          + _skopeo_hint(path, None if ref.digest else ref.reference))
     return 0
+
+
+def _skopeo_hint(path, tag: str | None) -> str:
+    """How skopeo opens the layout: by tag only for OCI media types (skopeo 1.9), by the bare
+    layout only when it holds one image."""
+    from . import mediatypes as mt
+
+    try:
+        entries = json.loads((path / "index.json").read_text()).get("manifests") or []
+    except (OSError, ValueError):
+        return ""
+    mine = [e for e in entries
+            if (e.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
+    if tag and mine and mine[0].get("mediaType") in (mt.OCI_MANIFEST, mt.OCI_INDEX):
+        return f" (skopeo: oci:{path}:{tag})"
+    if len(entries) == 1:
+        return f" (skopeo: oci:{path})"
+    return ""
 
 
 def _cleanup(client, args) -> int:
@@ -203,6 +258,10 @@ def _cleanup(client, args) -> int:
             raise
         inv = fetch_inventory(client, chosen)
         complete = False
+    unknown = [r for r in chosen if r not in inv.repositories]
+    if unknown:
+        raise errors.NotFound(f"repositories not in the catalog: {unknown}; nothing planned, "
+                              "nothing deleted")
     tags, layers = inv.tags(attestations=True), inv.layers(attestations=True)
     scope = tags[tags["repository"].isin(chosen)] if chosen else tags
     protect = [p for p in args.protect if p] if args.protect is not None else ["latest"]
@@ -210,7 +269,9 @@ def _cleanup(client, args) -> int:
                           keep_regex=args.keep_regex, delete_regex=args.delete_regex,
                           protect=protect, now=args.now)
     if args.plan:
-        plan.to_csv(args.plan, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        from .report import csv_ready
+
+        csv_ready(plan.drop(columns=["config"], errors="ignore")).to_csv(args.plan, index=False)
     summary = reclaimable(tags, layers, plan)
     if chosen:
         summary = summary[summary["repository"].isin([*chosen, TOTAL])].copy()
@@ -252,6 +313,10 @@ def _report(client, output, repositories=None, args=None, now=None) -> int:
     from .report import summary_text, write_report
 
     inv = fetch_inventory(client, repositories)
+    if repositories:
+        print(f"note: only {len(inv.repositories)} repositories read: 'exclusive' and the "
+              "(total) row count blobs among them only; blobs they share with repositories not "
+              "read look exclusive, so deleting them may free less", file=sys.stderr)
     options = {}
     if args is not None:
         options = {"capacity": args.capacity, "html": not args.no_html,
@@ -279,15 +344,30 @@ def _tag(client, repository, tag) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 registry error, 2 bad input)."""
     args = _parser().parse_args(argv)
+    if getattr(args, "url", None) is not None:
+        args.url = _cli_url(args.url)
     try:
         if args.command == "demo":
             from .demo import ANCHOR, DemoRegistry
 
             with DemoRegistry(seed=args.seed) as demo:
-                print(f"demo registry at {demo.url}: {len(demo.images)} tag images seeded")
+                tags = len({(i.repository, i.tag) for i in demo.images})
+                print(f"demo registry at {demo.url}: {tags} tags seeded "
+                      f"({len(demo.images)} tag-platform images)")
                 with demo.client(cache=None) as client:
-                    return _report(client, args.output, args=args, now=ANCHOR)
-        with _client(args) as client:
+                    code = _report(client, args.output, args=args, now=ANCHOR)
+                if args.serve:
+                    print(f"serving the demo registry at {demo.url} (anonymous; Ctrl-C stops "
+                          "it), e.g.: registry-insights tag "
+                          f"{demo.url} payments/api latest", flush=True)
+                    import time
+
+                    while True:
+                        time.sleep(3600)
+                return code
+        # a cleanup decides what to delete: on answers revalidated now, not cached ones
+        fresh = {"freshness": 0.0} if args.command == "cleanup" else {}
+        with _client(args, **fresh) as client:
             if args.command == "report":
                 return _report(client, args.output, args.repositories, args=args)
             if args.command == "tag":
@@ -297,11 +377,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "cleanup":
                 return _cleanup(client, args)
     except errors.InvalidReference as exc:
-        print(f"registry-insights: {exc}", file=sys.stderr)
+        print(f"registry-insights: {_cli_advice(exc)}", file=sys.stderr)
         return 2
     except errors.RegistryInsightsError as exc:
-        print(f"registry-insights: {exc}", file=sys.stderr)
+        print(f"registry-insights: {_cli_advice(exc)}", file=sys.stderr)
         return 1
+    except OSError as exc:  # output paths: an existing file, no permission ...
+        print(f"registry-insights: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("registry-insights: interrupted", file=sys.stderr)
+        return 130
     return 2
 
 

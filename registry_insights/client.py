@@ -268,7 +268,9 @@ class RegistryClient:
             names = self._pages("catalog", "/v2/_catalog", "repositories", (CATALOG_SCOPE,),
                                 page_size=self.catalog_page_size)
         except RegistryError as exc:
-            if exc.status in (401, 403, 404, 405) and "/v2/_catalog" in (exc.url or ""):
+            refused = exc.status in (403, 404, 405) or (
+                exc.status == 401 and self._transport.scheme == "bearer")
+            if refused and "/v2/_catalog" in (exc.url or ""):
                 raise CatalogUnavailable(
                     f"the registry offers no catalog to identity "
                     f"{self.credentials.identity!r} ({exc.code or exc.status}); pass the "

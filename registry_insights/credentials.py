@@ -113,8 +113,13 @@ def from_docker_config(host: str, path: Path | None = None) -> Credentials:
         config = json.loads(path.read_text())
     except FileNotFoundError:
         return ANONYMOUS
-    except (OSError, json.JSONDecodeError):
-        return ANONYMOUS
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CredentialHelperError(
+            f"the docker configuration {str(path)!r} cannot be read ({type(exc).__name__}): "
+            "fix it, or pass username and password explicitly"
+        ) from None
+    if not isinstance(config, dict):
+        raise CredentialHelperError(f"the docker configuration {str(path)!r} is not an object")
     host = normalize_host(host)
     helpers = {normalize_host(k): v for k, v in (config.get("credHelpers") or {}).items()}
     if host in helpers:
@@ -131,9 +136,12 @@ def from_docker_config(host: str, path: Path | None = None) -> Credentials:
         )
     if entry.get("auth"):
         try:
-            decoded = base64.b64decode(entry["auth"]).decode()
+            decoded = base64.b64decode(entry["auth"], validate=True).decode()
         except (ValueError, UnicodeDecodeError):
-            return ANONYMOUS
+            raise CredentialHelperError(
+                f"the 'auth' entry for {host!r} in {str(path)!r} is not base64 of "
+                "'user:password'"
+            ) from None
         user, _, password = decoded.partition(":")
         return Credentials(username=user, password=password, source=str(path))
     if entry.get("username") and entry.get("password"):

@@ -180,6 +180,12 @@ def normalize_registry(registry: str, insecure: bool = False) -> str:
         raise InvalidReference(f"registry {registry!r}: give the host only, not a path")
     if not parts.hostname or not _HOST_RE.fullmatch(parts.netloc):
         raise InvalidReference(f"registry {registry!r} has no valid host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise InvalidReference(f"registry {registry!r}: the port must be 1 to 65535")
     if parts.scheme == "http" and not insecure and not _is_loopback(parts.hostname):
         raise InvalidReference(
             f"registry {registry!r}: plain http is allowed only for loopback hosts; "

@@ -75,6 +75,21 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def _network_reason(exc: requests.RequestException, timeout: float) -> str:
+    """A short reason for a failed connection (no URL: the error names it already)."""
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s (timeout)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed (is it plain http? then use http:// or --insecure)"
+    for marker, reason in (("Connection refused", "connection refused (nothing listens there)"),
+                           ("Name or service not known", "unknown host name"),
+                           ("Max retries exceeded", "gave up after retries")):
+        if marker in text:
+            return reason
+    return type(exc).__name__
+
+
 def check_response(response: requests.Response, ok=(200,)) -> requests.Response:
     """Return ``response`` if its status is in ``ok``; else raise the matching RegistryError.
 
@@ -185,7 +200,7 @@ class Transport:
         self._cached = hasattr(session, "cache")
         retry = _CountingRetry(
             total=retries,
-            connect=retries,
+            connect=min(retries, 2),
             read=2,
             status=retries,
             backoff_factor=backoff_factor,
@@ -241,7 +256,7 @@ class Transport:
                                        **kwargs)
         except requests.RequestException as exc:
             raise errors.RegistryError(
-                f"{type(exc).__name__}: the registry could not be reached",
+                f"the registry could not be reached: {_network_reason(exc, self.timeout)}",
                 method=method, url=redact_url(url),
             ) from None
         finally:
@@ -431,6 +446,8 @@ class Transport:
             previous = self.scheme
             challenge = self._adopt_challenge(response)
             if challenge is None or (previous == "basic" and self.scheme == "basic"):
+                if self.scheme == "basic":
+                    return self._refused(response)
                 break
             if key is not None:
                 self.tokens.drop(key, token)
@@ -441,6 +458,16 @@ class Transport:
                 scopes = tuple(scopes) + extra
             response.close()
         return check_response(response, ok)
+
+    def _refused(self, response: requests.Response):
+        """A 401 to basic credentials: say whether they were missing or refused."""
+        if self.credentials.anonymous:
+            message = ("the registry needs credentials: pass a username and password "
+                       "(or run 'docker login')")
+        else:
+            message = f"the registry refused the credentials of {self.credentials.identity!r}"
+        raise errors.Unauthorized(message, method=response.request.method,
+                                  url=redact_url(response.url), status=401, code="UNAUTHORIZED")
 
     def close(self) -> None:
         self.session.close()

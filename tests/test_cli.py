@@ -53,3 +53,34 @@ def test_report_and_tag_with_password_from_stdin(demo_registry, basic_registry, 
 def test_bad_input_exits_2_with_the_bad_value(capsys):
     assert main(["tag", "127.0.0.1:9", "Bad/Repo", "v1", "--no-cache"]) == 2
     assert "'Bad/Repo'" in capsys.readouterr().err
+
+
+def test_wrong_password_is_said_to_be_refused(basic_registry, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("REGISTRY_INSIGHTS_PASSWORD", "not-the-password")
+    code = main(["report", basic_registry.url, "--username", "alice", "--no-cache",
+                 "-o", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "refused the credentials of 'alice'" in err and "not-the-password" not in err
+    monkeypatch.delenv("REGISTRY_INSIGHTS_PASSWORD")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no docker login either
+    assert main(["tag", basic_registry.url, "cli/r0", "v1", "--no-cache"]) == 1
+    assert "needs credentials" in capsys.readouterr().err
+
+
+def test_cleanup_refuses_repositories_not_in_the_catalog(demo_registry, capsys):
+    code = main(["cleanup", demo_registry.url, "payments/api", "no/such", "--keep-last", "1",
+                 "--no-cache", "--yes"])
+    assert code == 1
+    assert "no/such" in capsys.readouterr().err
+    assert len(demo_registry.client(cache=None).tags("payments/api")) > 1  # nothing deleted
+
+
+def test_output_path_that_is_a_file_is_a_clear_error(demo_registry, tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    code = main(["report", demo_registry.url, "--no-cache", "--repository", "base/alpine",
+                 "-o", str(target)])
+    captured = capsys.readouterr()
+    assert code == 1 and str(target) in captured.err
+    assert "only 1 repositories read" in captured.err

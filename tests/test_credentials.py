@@ -183,9 +183,18 @@ def test_missing_file_is_anonymous(docker_config):
     assert resolve_credentials("host:5000").anonymous
 
 
-def test_unreadable_json_is_anonymous(docker_config, tmp_path):
-    (tmp_path / "docker" / "config.json").write_text("{not json")
-    assert from_docker_config("host:5000") == ANONYMOUS
+def test_unreadable_json_is_an_error_naming_the_file(docker_config, tmp_path):
+    path = tmp_path / "docker" / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(CredentialHelperError, match="config.json"):
+        from_docker_config("host:5000")
+
+
+def test_auth_that_is_not_base64_is_an_error_without_the_value(docker_config):
+    docker_config({"auths": {"host:5000": {"auth": "%%%secret%%%"}}})
+    with pytest.raises(CredentialHelperError, match="not base64") as info:
+        from_docker_config("host:5000")
+    assert "secret" not in str(info.value)
 
 
 def test_empty_auth_entry_is_anonymous(docker_config):
