@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -182,6 +183,13 @@ class Transport:
         self.credentials = credentials
         self.session = session
         self.timeout = timeout
+        # The environment's proxy and CA settings, read once: requests would otherwise scan
+        # os.environ on every request (a large share of the client's CPU in a walk).
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        if verify is True:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") \
+                or True
         self.verify = verify
         self.request_counts: Counter = Counter()
         self._counts_lock = threading.Lock()
