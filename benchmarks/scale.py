@@ -1,0 +1,414 @@
+"""Benchmark: frames and storage analysis of a large synthetic inventory, no network.
+
+Run ``python benchmarks/scale.py`` (100 000 tags across 2 000 repositories at the largest size,
+measured at 10 000, 50 000 and 100 000 tags).
+
+The inventory is what :func:`registry_insights.inventory.fetch_inventory` would hold after a
+walk: :class:`~registry_insights.models.TagDetails` built the way the client builds them, from
+manifest bytes shaped like the ones registries send (Docker schema 2 and OCI manifests and
+indexes, parsed with :func:`~registry_insights.models.parse_manifest`) and image configs (env,
+labels, history, ``rootfs.diff_ids``). The fleet is realistic in what the frames and the
+analysis care about: a few base images whose layers every repository of that base shares,
+dependency layers shared by a repository's builds until they change, one application layer per
+build, ``latest`` and ``stable`` tags on a repository's newest builds (several tags per digest),
+multi-arch indexes (amd64 and arm64, some with arm/v7 and an attestation) in about one
+repository in six. One config dict per distinct config digest is shared by every tag that
+reaches it, as the client does.
+
+Each size runs in a child process pinned to one core: it builds the inventory, then times
+``Inventory.tags()``, ``Inventory.layers()`` and ``analysis.storage_summary(tags, layers,
+repositories)`` (without tracemalloc), then runs them again under tracemalloc for the peak
+Python allocation of frames and analysis (the inventory itself is allocated before tracing
+starts and reported apart). ``ru_maxrss`` is the child's peak resident memory, inventory
+included. Results go to ``benchmarks/results/scale.md`` and ``scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from registry_insights import analysis  # noqa: E402
+from registry_insights import mediatypes as mt  # noqa: E402
+from registry_insights.inventory import Inventory  # noqa: E402
+from registry_insights.models import (  # noqa: E402
+    Descriptor,
+    ImageDetails,
+    Manifest,
+    TagDetails,
+    parse_manifest,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REGISTRY = "https://registry.example.com"
+ANCHOR = datetime(2026, 11, 1, tzinfo=timezone.utc)
+#: name -> number of layers of the base image
+BASES = {"alpine": 1, "debian": 2, "ubuntu": 3, "python": 5, "node": 6, "distroless": 2}
+ARM_V7 = "linux/arm/v7"
+
+
+def _hex(rng: random.Random) -> str:
+    return f"{rng.getrandbits(256):064x}"
+
+
+def _digest(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class SyntheticFleet:
+    """Builds the TagDetails of a registry with ``tags`` tags over ``repositories``
+    repositories (deterministic for a seed)."""
+
+    def __init__(self, tags: int, repositories: int, seed: int = 6):
+        self.rng = random.Random(seed)
+        self.n_tags = tags
+        self.n_repos = repositories
+        self.configs: dict[str, dict] = {}
+        self.base_layers: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+        for base, count in BASES.items():
+            for plat in ("linux/amd64", "linux/arm64", ARM_V7):
+                self.base_layers[(base, plat)] = [self._layer(2_000_000, 40_000_000)
+                                                  for _ in range(count)]
+
+    def _layer(self, low: int, high: int) -> tuple[str, str, int]:
+        """(digest, diff_id, compressed size): a log-uniform size between low and high."""
+        size = int(low * (high / low) ** self.rng.random())
+        return "sha256:" + _hex(self.rng), "sha256:" + _hex(self.rng), size
+
+    def _image(self, repo: str, plat: str, layers, created: str, oci: bool, build: int
+               ) -> tuple[Manifest, dict, str, int]:
+        os_, arch, *variant = plat.split("/")
+        config = {
+            "architecture": arch, "os": os_, "created": created,
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        f"APP_VERSION=1.{build}.0"],
+                "Cmd": ["/app/run"], "WorkingDir": "/app",
+                "Labels": {"org.opencontainers.image.source": f"https://git.example.com/{repo}",
+                           "org.opencontainers.image.revision": _hex(self.rng)[:40]},
+            },
+            "rootfs": {"type": "layers", "diff_ids": [diff for _d, diff, _s in layers]},
+            "history": [{"created": created, "created_by": f"/bin/sh -c step {i}"}
+                        for i in range(len(layers))],
+        }
+        if variant:
+            config["variant"] = variant[0]
+        config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        config_digest = _digest(config_raw)
+        config = self.configs.setdefault(config_digest, config)
+        layer_type = mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG,
+                       "digest": config_digest, "size": len(config_raw)},
+            "layers": [{"mediaType": layer_type, "digest": d, "size": s}
+                       for d, _diff, s in layers],
+        }
+        raw = json.dumps(manifest, indent=3).encode()
+        media_type = manifest["mediaType"]
+        return (parse_manifest(repo, _digest(raw), raw, media_type, _digest(raw)), config,
+                config_digest, len(config_raw))
+
+    def _attestation(self, repo: str, subject: str) -> tuple[Descriptor, Manifest]:
+        config_raw = b'{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers"}}'
+        raw = json.dumps({
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, "digest": _digest(config_raw),
+                       "size": len(config_raw)},
+            "layers": [{"mediaType": mt.IN_TOTO, "digest": "sha256:" + _hex(self.rng),
+                        "size": self.rng.randint(2_000, 90_000)}],
+        }).encode()
+        manifest = parse_manifest(repo, _digest(raw), raw, mt.OCI_MANIFEST, _digest(raw))
+        descriptor = Descriptor.from_dict({
+            "mediaType": mt.OCI_MANIFEST, "digest": manifest.digest, "size": len(raw),
+            "platform": {"os": "unknown", "architecture": "unknown"},
+            "annotations": {mt.REFERENCE_TYPE_ANNOTATION: "attestation-manifest",
+                            "vnd.docker.reference.digest": subject}})
+        return descriptor, manifest
+
+    @staticmethod
+    def _details(manifest: Manifest, descriptor: Descriptor | None, config: dict,
+                 config_digest: str | None, config_size: int | None) -> ImageDetails:
+        """As :meth:`RegistryClient._image` does."""
+        plat = str(descriptor.platform) if descriptor and descriptor.platform else "/".join(
+            p for p in (config.get("os"), config.get("architecture"), config.get("variant"))
+            if p)
+        is_image = not (descriptor is not None and descriptor.is_attestation)
+        return ImageDetails(plat, manifest.digest, manifest.media_type, manifest.size,
+                            config_digest, config_size, config if is_image else {},
+                            tuple(manifest.layers), manifest.layer_size, is_image)
+
+    def repository(self, r: int, n_tags: int) -> list[TagDetails]:
+        rng = self.rng
+        base = list(BASES)[r % len(BASES)]
+        repo = f"team{r % 97:02d}/service-{r:05d}"
+        multi = r % 6 == 2
+        platforms = ["linux/amd64", "linux/arm64"] + ([ARM_V7] if r % 12 == 2 else [])
+        platforms = platforms if multi else ["linux/amd64"]
+        attest = multi and r % 4 == 0
+        oci = r % 2 == 0
+        extra = min(2, n_tags - 1)  # "latest" and "stable" on the newest builds
+        builds = n_tags - extra
+        deps = {p: [self._layer(500_000, 30_000_000) for _ in range(rng.randint(1, 3))]
+                for p in platforms}
+        out: list[TagDetails] = []
+        start = ANCHOR - timedelta(days=730)
+        for b in range(builds):
+            if b and b % 10 == 0:  # dependencies change now and then
+                deps = {p: [self._layer(500_000, 30_000_000) for _ in range(len(deps[p]))]
+                        for p in platforms}
+            created = (start + timedelta(days=730 * (b + 1) / builds, seconds=r)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            images, entries, others = [], [], []
+            for plat in platforms:
+                layers = self.base_layers[(base, plat)] + deps[plat] + [
+                    self._layer(50_000, 20_000_000)]
+                manifest, config, cfg_digest, cfg_size = self._image(repo, plat, layers,
+                                                                     created, oci, b)
+                os_, arch, *variant = plat.split("/")
+                entry = {"mediaType": manifest.media_type, "digest": manifest.digest,
+                         "size": manifest.size, "platform": {"os": os_, "architecture": arch}}
+                if variant:
+                    entry["platform"]["variant"] = variant[0]
+                entries.append(entry)
+                images.append((manifest, config, cfg_digest, cfg_size))
+            if attest:
+                descriptor, att = self._attestation(repo, entries[0]["digest"])
+                entries.append({"mediaType": att.media_type, "digest": att.digest,
+                                "size": att.size, "platform": {"os": "unknown",
+                                                               "architecture": "unknown"},
+                                "annotations": descriptor.annotations})
+                others.append((att, descriptor))
+            if multi:
+                index_raw = json.dumps({
+                    "schemaVersion": 2,
+                    "mediaType": mt.OCI_INDEX if oci else mt.DOCKER_MANIFEST_LIST,
+                    "manifests": entries}, indent=3).encode()
+                top = parse_manifest(repo, f"b{b}", index_raw, None, _digest(index_raw))
+            else:
+                top = images[0][0]
+            tag_names = [f"1.{b}.0"]
+            if extra and b == builds - 1:
+                tag_names.append("latest")
+            if extra == 2 and b == max(0, builds - 2):
+                tag_names.append("stable")
+            for tag in tag_names:
+                out.append(self._tag(repo, tag, top, images, others))
+        return out
+
+    def _tag(self, repo: str, tag: str, top: Manifest, images, others) -> TagDetails:
+        if top.is_index:
+            descriptors = {d.digest: d for d in top.manifests}
+            built = [self._details(m, descriptors[m.digest], c, cd, cs)
+                     for m, c, cd, cs in images]
+            extra = [self._details(m, d, {}, m.config.digest, m.config.size)
+                     for m, d in others]
+        else:
+            m, c, cd, cs = images[0]
+            built, extra = [self._details(m, None, c, cd, cs)], []
+        return TagDetails(repository=repo, tag=tag, digest=top.digest,
+                          media_type=top.media_type, size=top.size, manifest=top,
+                          images=tuple(built), others=tuple(extra))
+
+    def inventory(self) -> Inventory:
+        per_repo = [self.n_tags // self.n_repos] * self.n_repos
+        for i in range(self.n_tags % self.n_repos):
+            per_repo[i] += 1
+        details: list[TagDetails] = []
+        for r, n in enumerate(per_repo):
+            details.extend(self.repository(r, n))
+        repositories = sorted({d.repository for d in details})
+        return Inventory(REGISTRY, repositories, details)
+
+
+# -- one size, in a child process -----------------------------------------------------------------
+
+def _maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _analyse(inv: Inventory):
+    timings = {}
+    started = time.perf_counter()
+    tags = inv.tags()
+    timings["tags"] = time.perf_counter() - started
+    started = time.perf_counter()
+    layers = inv.layers()
+    timings["layers"] = time.perf_counter() - started
+    started = time.perf_counter()
+    summary = analysis.storage_summary(tags, layers, inv.repositories)
+    timings["storage_summary"] = time.perf_counter() - started
+    timings["total"] = sum(timings.values())
+    return timings, tags, layers, summary
+
+
+def run_one(tags: int, repositories: int, seed: int, trace: bool) -> dict:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    started = time.perf_counter()
+    inv = SyntheticFleet(tags, repositories, seed).inventory()
+    build_seconds = time.perf_counter() - started
+    gc.collect()
+    rss_inventory = _maxrss_bytes()
+    timings, tag_frame, layer_frame, summary = _analyse(inv)
+    result = {
+        "tags": len(inv.details), "repositories": len(inv.repositories),
+        "tag_rows": len(tag_frame), "layer_rows": len(layer_frame),
+        "summary_rows": len(summary),
+        "distinct_layers": int(layer_frame["layer_digest"].nunique()),
+        "unique_bytes": int(summary["unique_bytes"].iloc[-1]),
+        "logical_bytes": int(summary["logical_bytes"].iloc[-1]),
+        "inventory_build_seconds": build_seconds, "seconds": timings,
+        "rss_after_inventory_bytes": rss_inventory,
+    }
+    del tag_frame, layer_frame, summary
+    gc.collect()
+    if trace:
+        tracemalloc.start()
+        _analyse(inv)
+        result["tracemalloc_peak_bytes"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    result["ru_maxrss_bytes"] = _maxrss_bytes()
+    result["cpus"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return result
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def _mb(n: int | None) -> str:
+    return "–" if n is None else f"{n / 2**20:,.0f}"
+
+
+def report(results: list[dict], args) -> str:
+    sizes = ", ".join(f"{r['tags']:,}" for r in results)
+    lines = [
+        "# Scale benchmark: frames and storage_summary of a synthetic inventory",
+        "",
+        f"- Sizes: {sizes} tags, {args.tags // args.repos} tags per repository "
+        f"({args.tags:,} tags across {args.repos:,} repositories at the largest default). "
+        "One core (CPU affinity), Python "
+        f"{platform.python_version()}, pandas {_pandas_version()}, "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        f"- registry_insights: {_version()}" + (f" ({args.label})." if args.label else "."),
+        "- Times without tracemalloc; `tracemalloc peak` is a second pass of frames + "
+        "analysis under tracemalloc (inventory excluded); `ru_maxrss` is the process peak, "
+        "the inventory objects included.",
+        "",
+        "| tags | repos | tag rows | layer rows | tags() s | layers() s | storage_summary s | "
+        "total s | µs per tag | tracemalloc peak MiB | ru_maxrss MiB | inventory RSS MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        s = r["seconds"]
+        lines.append(
+            f"| {r['tags']:,} | {r['repositories']:,} | {r['tag_rows']:,} | "
+            f"{r['layer_rows']:,} | {s['tags']:.2f} | {s['layers']:.2f} | "
+            f"{s['storage_summary']:.2f} | {s['total']:.2f} | "
+            f"{s['total'] / r['tags'] * 1e6:.1f} | {_mb(r.get('tracemalloc_peak_bytes'))} | "
+            f"{_mb(r['ru_maxrss_bytes'])} | {_mb(r['rss_after_inventory_bytes'])} |")
+    if len(results) >= 2:
+        first, last = results[0], results[-1]
+        growth = ((last["seconds"]["total"] / last["tags"])
+                  / (first["seconds"]["total"] / first["tags"]))
+        exponent = (math.log(last["seconds"]["total"] / first["seconds"]["total"])
+                    / math.log(last["tags"] / first["tags"]))
+        lines += ["", f"From {first['tags']:,} to {last['tags']:,} tags the time per tag grows "
+                  f"{growth:.2f}x: time ~ tags^{exponent:.2f} (1.00 = linear, 2.00 = "
+                  "quadratic)."]
+    biggest = max(results, key=lambda r: r["tags"])
+    fast = biggest["seconds"]["total"] < 30
+    small = biggest["ru_maxrss_bytes"] < 2 * 2**30
+    lines += ["", "## Targets (issue 6)", "", "| target | met | detail |", "|---|---|---|",
+              f"| {biggest['tags']:,} tags: frames + storage_summary < 30 s on one core | "
+              f"{'yes' if fast else '**no**'} | {biggest['seconds']['total']:.1f} s |",
+              f"| {biggest['tags']:,} tags: < 2 GB peak | {'yes' if small else '**no**'} | "
+              f"ru_maxrss {_mb(biggest['ru_maxrss_bytes'])} MiB (inventory included), "
+              f"tracemalloc peak {_mb(biggest.get('tracemalloc_peak_bytes'))} MiB |"]
+    return "\n".join(lines) + "\n"
+
+
+def _version() -> str:
+    """The package measured and, in a git checkout, its commit (``+uncommitted changes``)."""
+    import registry_insights
+
+    package = Path(registry_insights.__file__).resolve().parent
+    text = f"`{package}`"
+    try:
+        commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "."],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        text += f", git {commit}" + (" +uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return text
+
+
+def _pandas_version() -> str:
+    import pandas
+
+    return pandas.__version__
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tags", type=int, default=100_000, help="tags at the largest size")
+    parser.add_argument("--repos", type=int, default=2_000,
+                        help="repositories at the largest size")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                        help="comma separated tag counts (default: 10%%, 50%%, 100%% of --tags)")
+    parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument("--no-tracemalloc", action="store_true")
+    parser.add_argument("--label", default="",
+                        help="recorded in the report, e.g. the commit measured")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child: one size
+    parser.add_argument("--one-repos", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(args.one, args.one_repos, args.seed, not args.no_tracemalloc)))
+        return 0
+    sizes = args.sizes or [args.tags // 10, args.tags // 2, args.tags]
+    results = []
+    for size in sizes:
+        repos = max(1, round(args.repos * size / args.tags))
+        print(f"{size:,} tags across {repos:,} repositories ...", file=sys.stderr)
+        command = [sys.executable, __file__, "--one", str(size), "--one-repos", str(repos),
+                   "--seed", str(args.seed)] + (["--no-tracemalloc"] if args.no_tracemalloc
+                                                else [])
+        out = subprocess.run(command, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(out.stderr, file=sys.stderr)
+            return out.returncode
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"  {results[-1]['seconds']['total']:.2f} s", file=sys.stderr)
+    text = report(results, args)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.md").write_text(text, encoding="utf-8")
+    (args.out / "scale.json").write_text(json.dumps(
+        {"arguments": {k: v for k, v in vars(args).items() if not k.startswith("one")},
+         "results": results}, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
