@@ -83,6 +83,7 @@ class Report:
     ages: pd.DataFrame | None = field(default=None, repr=False)
     shared: pd.DataFrame | None = field(default=None, repr=False)
     unknown_date_rows: int = 0
+    scenarios: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def unique_bytes(self) -> int:
@@ -184,10 +185,11 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
     unknown = int(trends.tag_ages(images, now)["age_days"].isna().sum())
     shared = trends.shared_layers(layers, top=None)
     shared = shared[shared["repositories"] > 1].reset_index(drop=True)
+    scenarios = cleanup_scenarios(tags, layers, now=now)
     report = Report(directory, {}, images, layers, summary, registry=str(registry or ""),
                     now=now, capacity=capacity, stale_after=stale_after, growth=grown,
                     forecast=fitted, stale=stale, ages=ages, shared=shared,
-                    unknown_date_rows=unknown)
+                    unknown_date_rows=unknown, scenarios=scenarios)
 
     files = report.files
     for name, frame in [
@@ -197,6 +199,7 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
         ("forecast", csv_ready(_whole_bytes(fitted, ["bytes", "trend", "lower", "upper"]))),
         ("stale_tags", csv_ready(stale.drop(columns=["config"]))),
         ("shared_layers", shared),
+        ("cleanup_scenarios", scenarios),
     ]:
         files[name] = directory / f"{name}.csv"
         frame.to_csv(files[name], index=False)
@@ -209,6 +212,50 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
         files["html"] = directory / "report.html"
         files["html"].write_text(render_html(report, pngs), encoding="utf-8")
     return report
+
+
+#: The cleanup policies the report prices: (label, retention_plan keyword arguments).
+SCENARIOS: tuple[tuple[str, dict], ...] = (
+    ("keep the 10 newest digests per repository", {"keep_last": 10}),
+    ("keep the 5 newest digests per repository", {"keep_last": 5}),
+    ("delete tags older than 180 days, keep the 3 newest", {"keep_last": 3,
+                                                             "older_than": "180D"}),
+)
+
+
+def cleanup_scenarios(tags: pd.DataFrame, layers: pd.DataFrame, now: object = None,
+                      scenarios=SCENARIOS) -> pd.DataFrame:
+    """What common cleanup policies would free: one row per policy.
+
+    Each policy is a :func:`~registry_insights.retention.retention_plan` (``latest``
+    protected, a digest a kept tag uses never deleted) priced by
+    :func:`~registry_insights.reclaim.reclaimable`: ``frees_bytes`` is what the registry's
+    garbage collection would free after the deletes (distinct blobs no remaining manifest
+    references), ``naive_bytes`` the per-tag sum of the deleted tags, for comparison.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``policy`` (string), ``deleted_tags``, ``deleted_manifests``, ``naive_bytes``,
+        ``frees_bytes`` (``Int64``; bytes).
+    """
+    from .reclaim import reclaimable
+    from .retention import retention_plan
+
+    rows = []
+    for label, options in scenarios:
+        plan = retention_plan(tags, now=now, **options)
+        total = reclaimable(tags, layers, plan)
+        total = total[total["repository"] == TOTAL].iloc[0]
+        rows.append({"policy": label, "deleted_tags": total["deleted_tags"],
+                     "deleted_manifests": total["deleted_manifests"],
+                     "naive_bytes": total["naive_bytes"],
+                     "frees_bytes": total["reclaimable_bytes"]})
+    frame = pd.DataFrame(rows, columns=["policy", "deleted_tags", "deleted_manifests",
+                                        "naive_bytes", "frees_bytes"])
+    return frame.astype({"policy": "string", "deleted_tags": "Int64",
+                         "deleted_manifests": "Int64", "naive_bytes": "Int64",
+                         "frees_bytes": "Int64"})
 
 
 def _utc(now: object) -> pd.Timestamp:
@@ -555,6 +602,19 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
 
     # reclaimable -----------------------------------------------------------------------------
     parts.append("<h2>Top reclaimable candidates</h2>")
+    if report.scenarios is not None and len(report.scenarios):
+        parts.append(_table(
+            ["cleanup policy", ("tags deleted", True), ("manifests deleted", True),
+             ("GC frees", True), ("bytes", True), ("of stored", True),
+             ("per-tag sum says", True)],
+            [[r.policy, _num(r.deleted_tags), _num(r.deleted_manifests),
+              *_bytes_cells(r.frees_bytes), _num(_percent(r.frees_bytes, unique)),
+              _num(format_bytes(r.naive_bytes), title=f"{r.naive_bytes} bytes")]
+             for r in report.scenarios.itertuples(index=False)],
+            ident="cleanup-scenarios",
+            caption="What common cleanup policies would free after garbage collection "
+                    "(latest protected; a digest a kept tag uses is never deleted; plan and "
+                    "apply one with 'registry-insights cleanup')"))
     ranked = per_repo[per_repo["exclusive_bytes"].fillna(0) > 0].sort_values(
         ["exclusive_bytes", "repository"], ascending=[False, True]).head(TOP_CANDIDATES)
     parts.append(_table(
@@ -731,5 +791,10 @@ def summary_text(report: Report) -> str:
         lines.append(f"stale (built > {days} days before {_when(report.now)}): "
                      f"{_distinct_tags(report.stale)} tags, {len(report.stale)} image rows; "
                      f"{report.unknown_date_rows} rows of unknown date counted apart")
+    if report.scenarios is not None:
+        for r in report.scenarios.itertuples(index=False):
+            lines.append(f"cleanup '{r.policy}': {r.deleted_tags} tags, garbage collection "
+                         f"frees {format_bytes(r.frees_bytes)} (the per-tag sum says "
+                         f"{format_bytes(r.naive_bytes)})")
     lines.append("files: " + ", ".join(str(p) for p in report.files.values()))
     return "\n".join(lines)

@@ -131,12 +131,29 @@ def test_report_writes_every_file(demo_report):
     _inventory, report, _html, _page = demo_report
     names = {path.name for path in report.files.values()}
     assert names == {"tags.csv", "repositories.csv", "growth.csv", "forecast.csv",
-                     "stale_tags.csv", "shared_layers.csv", "report.html",
+                     "stale_tags.csv", "shared_layers.csv", "cleanup_scenarios.csv",
+                     "report.html",
                      *(f"{name}.png" for name in PLOTS)}
     for path in report.files.values():
         assert path.parent == report.directory and path.stat().st_size > 0, path
     for name in PLOTS:
         assert_png(report.files[f"{name}.png"].read_bytes())
+
+
+@pytest.mark.integration
+def test_cleanup_scenarios_price_plans_with_reclaimable_bytes(demo_report):
+    inventory, report, html, _page = demo_report
+    tags, layers = inventory.tags(attestations=True), inventory.layers(attestations=True)
+    plan = ri.retention_plan(tags, keep_last=5, now=NOW)
+    total = ri.reclaimable(tags, layers, plan)
+    total = total[total["repository"] == "(total)"].iloc[0]
+    row = report.scenarios.set_index("policy").loc["keep the 5 newest digests per repository"]
+    assert row["frees_bytes"] == total["reclaimable_bytes"] > 0
+    assert row["naive_bytes"] == total["naive_bytes"] > 10 * row["frees_bytes"]
+    assert row["deleted_tags"] == total["deleted_tags"]
+    csv = pd.read_csv(report.files["cleanup_scenarios"])
+    assert csv["frees_bytes"].tolist() == report.scenarios["frees_bytes"].tolist()
+    assert 'id="cleanup-scenarios"' in html and f">{int(row['frees_bytes'])}<" in html
 
 
 @pytest.mark.integration
