@@ -123,7 +123,10 @@ class RewritingProxy:
         with self._lock:
             self._n += 1
             n = self._n
-        request = Request(n, handler.command, handler.path, dict(handler.headers.items()), body)
+        headers: dict[str, str] = {}
+        for name, value in handler.headers.items():  # repeated headers (Accept) joined
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        request = Request(n, handler.command, handler.path, headers, body)
         reply = None
         for rule in self.rules:
             reply = rule(request)
