@@ -9,12 +9,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
 
 from . import mediatypes as mt
 from .errors import InvalidResponse
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Platform:
     """``os/architecture[/variant]`` (OCI image-spec, image index ``platform``)."""
 
@@ -43,9 +44,11 @@ class Platform:
 
 
 UNKNOWN_PLATFORM = Platform("unknown", "unknown")
+#: Shared by every descriptor without annotations (most layers): one dict, not one each.
+_NO_ANNOTATIONS = MappingProxyType({})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Descriptor:
     """A content descriptor: media type, digest, size in bytes (OCI image-spec, descriptor)."""
 
@@ -64,7 +67,7 @@ class Descriptor:
             digest=str(data.get("digest") or ""),
             size=int(size) if isinstance(size, int) else None,
             platform=Platform.from_dict(data.get("platform")),
-            annotations=dict(data.get("annotations") or {}),
+            annotations=dict(data["annotations"]) if data.get("annotations") else _NO_ANNOTATIONS,
             artifact_type=data.get("artifactType"),
         )
 
@@ -77,7 +80,7 @@ class Descriptor:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """A manifest or index as received: its exact bytes, digest, media type and parsed JSON."""
 
@@ -190,7 +193,7 @@ def parse_timestamp(value) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageDetails:
     """One platform image of a tag: its manifest, config and layers (sizes in bytes)."""
 
@@ -225,7 +228,7 @@ class ImageDetails:
         return self.config.get("os") if isinstance(self.config, dict) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagDetails:
     """What a tag points to: the top manifest (image or index) and the images in it.
 
