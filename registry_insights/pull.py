@@ -376,13 +376,7 @@ def write_blob_bytes(blobs_dir: Path, digest: str, data: bytes) -> bool:
     target = blob_path(blobs_dir, digest)
     if target.exists() and file_matches(target, digest, len(data)):
         return False
-    handle, name = _temp_file(target)
-    try:
-        handle.write(data)
-        _commit(handle, name, target)
-    except BaseException:
-        _abandon(handle, name)
-        raise
+    _atomic_write(target, data)
     return True
 
 
