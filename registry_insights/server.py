@@ -10,15 +10,18 @@ The configuration is written as JSON, which is valid YAML, so no YAML library is
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,26 @@ def _clean_environment() -> dict[str, str]:
         The environment for the registry process.
     """
     return {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}
+
+
+#: Servers started and not stopped: stopped at interpreter exit.
+_RUNNING: weakref.WeakSet = weakref.WeakSet()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_RUNNING):
+        server.stop()
 
 
 class RegistryServer:
@@ -258,7 +281,9 @@ class RegistryServer:
             stderr=subprocess.STDOUT,
             env=_clean_environment(),
             cwd=self._work_dir.name,
+            preexec_fn=_die_with_parent,
         )
+        _RUNNING.add(self)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -308,8 +333,11 @@ class RegistryServer:
     def stop(self) -> None:
         """Stop the registry and remove the temporary storage directory (if one was created).
 
-        Calling it again, or on a server that never started, does nothing.
+        Calling it again, or on a server that never started, does nothing. Servers still
+        running when the interpreter exits are stopped then (``atexit``); if the interpreter is
+        killed, the kernel ends the registry too (Linux ``PR_SET_PDEATHSIG``).
         """
+        _RUNNING.discard(self)
         self._stop_process()
         if self._own_storage is not None:
             self._own_storage.cleanup()
