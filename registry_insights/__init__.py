@@ -53,6 +53,7 @@ _FRAME_NAMES = {
     "reclaimable": "reclaim",
     "freed_blobs": "reclaim",
     "RECLAIM_SCHEMA": "reclaim",
+    "TagBrowser": "widgets",
 }
 _SUBMODULES = {"plots", "analysis", "trends", "report", "demo", "inventory", "schema", "cli",
                "server", "widgets", "retention", "reclaim", "pull"}
