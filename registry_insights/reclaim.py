@@ -172,6 +172,13 @@ def reclaimable(tags: pd.DataFrame, layers: pd.DataFrame, plan: pd.DataFrame,
         registry-wide row :data:`~registry_insights.analysis.TOTAL`, whose
         ``reclaimable_bytes`` counts each freed blob once and is what the blob storage shrinks
         by, next to ``naive_bytes``, the per-tag sum people tend to quote.
+
+    Notes
+    -----
+    The prediction is against the storage *before* the deletes. A tag-only delete on a
+    registry without OCI tag deletion (Distribution 2.8) pushes a small throwaway manifest and
+    the ``{}`` empty-config blob, then deletes the manifest: measured from after the deletes,
+    garbage collection frees those few hundred bytes per such tag in addition.
     """
     freed = freed_blobs(tags, layers, plan, children)
     doomed = deleted_manifests(tags, plan, children)
