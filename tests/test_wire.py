@@ -328,3 +328,17 @@ def test_layer_labelled_content_encoding_gzip_is_kept_as_stored(proxied, token_r
         out = io.BytesIO()
         assert client.blob(image.repository, layer.digest, out) == layer.size
     assert ri.reference.sha256_digest(out.getvalue()) == layer.digest
+
+
+def test_delete_asks_for_a_delete_token_never_reusing_the_pull_token(proxied, token_registry):
+    server = token_registry.token_server
+    with client_for(proxied.url, token_registry) as client:
+        seeded = push_fleet(client, "deltok", repositories=1, tags=1, index_every=0)
+        assert client.tags("deltok/r0") == ["latest", "v0"]  # a pull token is now held
+        server.reset_counts()
+        proxied.log.clear()
+        assert client.delete("deltok/r0", digest=seeded[0].digest) == ["latest", "v0"]
+    scopes = [s for _identity, asked in server.issued for s in asked]
+    assert "repository:deltok/r0:delete" in scopes
+    deletes = [(m, s) for m, p, s in proxied.log if m == "DELETE"]
+    assert deletes == [("DELETE", 202)]  # sent with the delete token at once: no 401 first
