@@ -453,7 +453,7 @@ class Transport:
             previous = self.scheme
             challenge = self._adopt_challenge(response)
             if challenge is None or (previous == "basic" and self.scheme == "basic"):
-                if self.scheme == "basic":
+                if self.scheme == "basic" and 401 not in ok:
                     return self._refused(response)
                 break
             if key is not None:
