@@ -314,7 +314,9 @@ def _report(client, output, repositories=None, args=None, now=None) -> int:
 
     inv = fetch_inventory(client, repositories)
     if repositories:
-        print(f"note: only {len(inv.repositories)} repositories read: 'exclusive' and the "
+        count = len(inv.repositories)
+        noun = "repository" if count == 1 else "repositories"
+        print(f"note: only {count} {noun} read: 'exclusive' and the "
               "(total) row count blobs among them only; blobs they share with repositories not "
               "read look exclusive, so deleting them may free less", file=sys.stderr)
     options = {}
@@ -344,6 +346,27 @@ def _tag(client, repository, tag) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 registry error, 2 bad input)."""
     args = _parser().parse_args(argv)
+    # SIGTERM (kill, a service manager) unwinds like Ctrl-C, so a demo registry is stopped
+    # and its temporary storage removed
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _main(args) -> int:
     if getattr(args, "url", None) is not None:
         args.url = _cli_url(args.url)
     try:

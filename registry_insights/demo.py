@@ -354,7 +354,8 @@ class DemoRegistry:
         return self
 
     def stop(self) -> None:
-        self.server.stop()
+        """Stop the registry and remove its storage, configuration and log."""
+        self.server.close()
 
     def __enter__(self) -> DemoRegistry:
         try:

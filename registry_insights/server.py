@@ -344,7 +344,7 @@ class RegistryServer:
             self._own_storage = None
 
     def close(self) -> None:
-        """Stop the registry and remove every temporary file, the log included."""
+        """Stop the registry and remove every temporary file, the log included; idempotent."""
         self.stop()
         self._work_dir.cleanup()
 

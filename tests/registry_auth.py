@@ -546,9 +546,9 @@ class RegistryHandle:
         return self.username, self.password
 
     def stop(self) -> None:
-        """Stop the registry, then its token server; idempotent."""
+        """Stop the registry (removing its temporary files), then its token server; idempotent."""
         try:
-            self.server.stop()
+            self.server.close()
         finally:
             if self.token_server is not None:
                 self.token_server.stop()

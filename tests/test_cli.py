@@ -83,4 +83,4 @@ def test_output_path_that_is_a_file_is_a_clear_error(demo_registry, tmp_path, ca
                  "-o", str(target)])
     captured = capsys.readouterr()
     assert code == 1 and str(target) in captured.err
-    assert "only 1 repositories read" in captured.err
+    assert "only 1 repository read" in captured.err
