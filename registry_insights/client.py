@@ -375,25 +375,34 @@ class RegistryClient:
                 self._configs[digest] = parsed if isinstance(parsed, dict) else {}
         return self._configs[digest]
 
+    @staticmethod
+    def _image_config(manifest: Manifest, entry: Descriptor | None) -> Descriptor | None:
+        """The config blob an image row reads: images only (not attestations), image config
+        media types only; None otherwise."""
+        cfg = manifest.config
+        if entry is not None and entry.is_attestation:
+            return None
+        if cfg is None or not cfg.digest or cfg.media_type not in mt.IMAGE_CONFIGS:
+            return None
+        return cfg
+
     def _image(self, repository: str, manifest: Manifest, descriptor: Descriptor | None
                ) -> ImageDetails:
-        platform = descriptor.platform if descriptor and descriptor.platform else None
         is_image = not (descriptor is not None and descriptor.is_attestation)
         if manifest.is_schema1:
             arch = manifest.data.get("architecture") or "unknown"
             return ImageDetails(f"linux/{arch}", manifest.digest, manifest.media_type,
                                 manifest.size, None, None, {}, (), None, is_image)
         cfg = manifest.config
-        config: dict = {}
-        if cfg is not None and cfg.digest and (is_image and cfg.media_type in mt.IMAGE_CONFIGS):
-            config = self.config(repository, cfg)
-        if platform is None:
-            platform_text = "/".join(
-                p for p in (config.get("os"), config.get("architecture"), config.get("variant"))
-                if p
-            ) if config.get("os") and config.get("architecture") else str(UNKNOWN_PLATFORM)
+        wanted = self._image_config(manifest, descriptor)
+        config: dict = self.config(repository, wanted) if wanted is not None else {}
+        if descriptor is not None and descriptor.platform is not None:
+            platform_text = str(descriptor.platform)
+        elif config.get("os") and config.get("architecture"):
+            platform_text = "/".join(p for p in (config["os"], config["architecture"],
+                                                 config.get("variant")) if p)
         else:
-            platform_text = str(platform)
+            platform_text = str(UNKNOWN_PLATFORM)
         return ImageDetails(
             platform=platform_text,
             manifest_digest=manifest.digest,
@@ -447,11 +456,9 @@ class RegistryClient:
                 return True
 
         def want_config(repository: str, manifest: Manifest, entry: Descriptor | None) -> None:
-            cfg = manifest.config
-            if entry is not None and entry.is_attestation:
-                return
-            if (cfg is not None and cfg.digest and cfg.media_type in mt.IMAGE_CONFIGS
-                    and cfg.digest not in self._configs and first_time(("config", cfg.digest))):
+            cfg = self._image_config(manifest, entry)
+            if (cfg is not None and cfg.digest not in self._configs
+                    and first_time(("config", cfg.digest))):
                 pipeline.submit(self.config, repository, cfg)
 
         def fetch_child(repository: str, entry: Descriptor) -> None:
@@ -973,13 +980,8 @@ class RegistryClient:
         """Every tag of ``repository`` and what it points to, asked fresh (HEAD per tag)."""
         self._forget(repository)
         tags = self.tags(repository)
-        self._forget(repository, *tags)  # head_manifest falls back to a (cacheable) GET
         heads = self.map(lambda t: self._head_fresh(repository, t), tags)
         return {t: d for t, d in zip(tags, heads) if d is not None}
-
-    def _tags_at(self, repository: str, digest: str) -> list[str]:
-        """Tags of ``repository`` that point to ``digest`` (fresh, not from the cache)."""
-        return sorted(t for t, d in self._tag_map(repository).items() if d.digest == digest)
 
     def _head_fresh(self, repository: str, tag: str) -> Descriptor | None:
         try:
