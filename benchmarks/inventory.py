@@ -63,6 +63,8 @@ for _path in (ROOT / "tests", ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from bench_common import source_version  # noqa: E402
+
 KINDS = ("ping", "token", "catalog", "tags", "manifest", "blob", "other")
 RESULTS = Path(__file__).resolve().parent / "results"
 SKOPEO = "/usr/bin/skopeo"
@@ -555,29 +557,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None:
         return None
     return a / b if b else math.inf
-
-
-def source_version() -> str:
-    """Which registry_insights was measured: its directory, a hash of its sources, and the git
-    commit (``+dirty`` when its files differ from the commit)."""
-    import hashlib
-
-    import registry_insights
-
-    package = Path(registry_insights.__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    text = f"`{package}`, sources sha256 {digest.hexdigest()[:12]}"
-    try:
-        commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "."],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        text += f", git {commit}" + (" +uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return text
 
 
 def build_report(args, info: dict, bound: dict[str, int], runs: list[Run], notes: list[str],

@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench_common import source_version  # noqa: E402
+
 from registry_insights import analysis  # noqa: E402
 from registry_insights import mediatypes as mt  # noqa: E402
 from registry_insights.inventory import Inventory  # noqa: E402
@@ -307,7 +309,8 @@ def report(results: list[dict], args) -> str:
         "One core (CPU affinity), Python "
         f"{platform.python_version()}, pandas {_pandas_version()}, "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
-        f"- registry_insights: {_version()}" + (f" ({args.label})." if args.label else "."),
+        f"- registry_insights: {source_version(with_hash=False)}"
+        + (f" ({args.label})." if args.label else "."),
         "- Times without tracemalloc; `tracemalloc peak` is a second pass of frames + "
         "analysis under tracemalloc (inventory excluded); `ru_maxrss` is the process peak, "
         "the inventory objects included.",
@@ -343,23 +346,6 @@ def report(results: list[dict], args) -> str:
               f"ru_maxrss {_mb(biggest['ru_maxrss_bytes'])} MiB (inventory included), "
               f"tracemalloc peak {_mb(biggest.get('tracemalloc_peak_bytes'))} MiB |"]
     return "\n".join(lines) + "\n"
-
-
-def _version() -> str:
-    """The package measured and, in a git checkout, its commit (``+uncommitted changes``)."""
-    import registry_insights
-
-    package = Path(registry_insights.__file__).resolve().parent
-    text = f"`{package}`"
-    try:
-        commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "."],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        text += f", git {commit}" + (" +uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return text
 
 
 def _pandas_version() -> str:
