@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests_cache import DO_NOT_CACHE
 from urllib3.util.retry import Retry
 
 from . import errors
@@ -435,8 +436,6 @@ class Transport:
             if cached is not None:
                 self._log(method, url, cached.status_code, started, "cache")
                 return check_response(cached, ok)
-        from requests_cache import DO_NOT_CACHE
-
         cache_kwargs = {} if cacheable else {"expire_after": DO_NOT_CACHE}
         self.ping()
         for attempt in (0, 1):
