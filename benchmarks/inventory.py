@@ -5,7 +5,8 @@ Run ``python benchmarks/inventory.py --repos 5 --tags 40 --latency-ms 20``.
 What it sets up, all on loopback:
 
 - a CNCF Distribution registry in token-auth mode with the tests' token server
-  (``tests/registry_auth.py``), seeded through the registry's own API with ``tests/fleet.py``
+  (``tests/support/registries.py``), seeded through the registry's own API with
+  ``tests/support/fleet.py``
   (``--repos`` repositories of ``--tags`` builds plus ``latest``; every ``--index-every``-th
   build is a two-platform index);
 - two counting proxies (``tests/proxy.py``), one in front of the registry and one in front of
@@ -59,7 +60,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT / "tests", ROOT):
+for _path in (ROOT,):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
@@ -149,7 +150,7 @@ class _TimedLog(list):
 
 def _latency_proxy(target: str, name: str, latency: float, context: ssl.SSLContext):
     """A RewritingProxy that speaks TLS, sleeps ``latency`` before each request and logs it."""
-    from proxy import _HOP, Reply, RewritingProxy, _Handler
+    from tests.support.proxy import _HOP, Reply, RewritingProxy, _Handler
 
     class TLSHandler(_Handler):
         def setup(self) -> None:
@@ -239,7 +240,7 @@ def _server_cpu(registry_pid: int | None) -> tuple[float, float]:
 
 def _harness_main(conn, latency: float, workdir: str) -> None:
     """Child process: start everything, answer the parent's commands, stop everything."""
-    from registry_auth import launch_registry
+    from tests.support.registries import launch_registry
 
     handle = proxies = None
     try:
@@ -355,9 +356,8 @@ class Harness:
 
 def seed(info: dict, repos: int, tags: int, index_every: int, seed_value: int):
     """Push the fleet straight to the registry (no proxy, no latency)."""
-    from fleet import push_fleet
-
     import registry_insights as ri
+    from tests.support.fleet import push_fleet
 
     with ri.RegistryClient(info["direct"], info["username"], info["password"], cache=None,
                            max_workers=8) as client:
@@ -474,7 +474,7 @@ def make_client(info: dict, cache_dir: Path, workers: int, freshness: float):
 
 def inventory_with(client) -> tuple[int, dict[str, int]]:
     """What a user runs: walk the registry, build the tags frame."""
-    from registry_insights.inventory import fetch_inventory
+    from registry_insights.frames.inventory import fetch_inventory
 
     before = dict(client.request_counts)
     frame = fetch_inventory(client, progress=False).tags()
@@ -758,7 +758,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     latency = args.latency_ms / 1000
-    import registry_insights.inventory  # noqa: F401  (import pandas & co. outside the timings)
+    import registry_insights.frames.inventory  # noqa: F401  (import pandas & co. outside the timings)
 
     started_version = source_version()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,10 @@
 Run ``python benchmarks/scale.py`` (100 000 tags across 2 000 repositories at the largest size,
 measured at 10 000, 50 000 and 100 000 tags).
 
-The inventory is what :func:`registry_insights.inventory.fetch_inventory` would hold after a
-walk: :class:`~registry_insights.models.TagDetails` built the way the client builds them, from
+The inventory is what :func:`registry_insights.frames.inventory.fetch_inventory` would hold after a
+walk: ``TagDetails`` built the way the client builds them, from
 manifest bytes shaped like the ones registries send (Docker schema 2 and OCI manifests and
-indexes, parsed with :func:`~registry_insights.models.parse_manifest`) and image configs (env,
+indexes, parsed with ``parse_manifest``) and image configs (env,
 labels, history, ``rootfs.diff_ids``). The fleet is realistic in what the frames and the
 analysis care about: a few base images whose layers every repository of that base shares,
 dependency layers shared by a repository's builds until they change, one application layer per
@@ -47,10 +47,10 @@ if str(ROOT) not in sys.path:
 
 from bench_common import source_version  # noqa: E402
 
-from registry_insights import analysis  # noqa: E402
-from registry_insights import mediatypes as mt  # noqa: E402
-from registry_insights.inventory import Inventory  # noqa: E402
-from registry_insights.models import (  # noqa: E402
+from registry_insights.analysis import storage as analysis  # noqa: E402
+from registry_insights.frames.inventory import Inventory  # noqa: E402
+from registry_insights.registry import mediatypes as mt  # noqa: E402
+from registry_insights.registry.models import (  # noqa: E402
     Descriptor,
     ImageDetails,
     Manifest,

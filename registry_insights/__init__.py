@@ -8,7 +8,6 @@ would free.
 
 from __future__ import annotations
 
-from .client import DeleteResult, RegistryClient
 from .errors import (
     CatalogUnavailable,
     Denied,
@@ -23,40 +22,51 @@ from .errors import (
     Unauthorized,
     Unsupported,
 )
-from .reference import parse_reference
+from .registry.client import DeleteResult, RegistryClient
+from .registry.names import parse_reference
+from .units import format_bytes, parse_bytes
 
 __version__ = "0.1.0"
 
 _FRAME_NAMES = {
-    "tags_frame": "inventory",
-    "layers_frame": "inventory",
-    "blobs_frame": "inventory",
-    "fetch_inventory": "inventory",
-    "Inventory": "inventory",
-    "TAGS_SCHEMA": "schema",
-    "LAYERS_SCHEMA": "schema",
-    "BLOBS_SCHEMA": "schema",
-    "storage_summary": "analysis",
-    "repository_summary": "analysis",
-    "referenced_blobs": "analysis",
-    "growth": "trends",
-    "forecast": "trends",
-    "capacity_date": "trends",
-    "tag_ages": "trends",
-    "stale_tags": "trends",
-    "age_breakdown": "trends",
-    "shared_layers": "trends",
-    "retention_plan": "retention",
-    "deletions": "retention",
-    "parse_age": "retention",
-    "PLAN_SCHEMA": "retention",
-    "reclaimable": "reclaim",
-    "freed_blobs": "reclaim",
-    "RECLAIM_SCHEMA": "reclaim",
-    "TagBrowser": "widgets",
+    "tags_frame": "frames.inventory",
+    "layers_frame": "frames.inventory",
+    "blobs_frame": "frames.inventory",
+    "fetch_inventory": "frames.inventory",
+    "Inventory": "frames.inventory",
+    "TAGS_SCHEMA": "frames.schema",
+    "LAYERS_SCHEMA": "frames.schema",
+    "BLOBS_SCHEMA": "frames.schema",
+    "storage_summary": "analysis.storage",
+    "repository_summary": "analysis.storage",
+    "referenced_blobs": "analysis.storage",
+    "growth": "analysis.trends",
+    "forecast": "analysis.trends",
+    "capacity_date": "analysis.trends",
+    "tag_ages": "analysis.trends",
+    "stale_tags": "analysis.trends",
+    "age_breakdown": "analysis.trends",
+    "shared_layers": "analysis.trends",
+    "retention_plan": "analysis.retention",
+    "deletions": "analysis.retention",
+    "parse_age": "analysis.retention",
+    "PLAN_SCHEMA": "analysis.retention",
+    "reclaimable": "analysis.reclaim",
+    "freed_blobs": "analysis.reclaim",
+    "RECLAIM_SCHEMA": "analysis.reclaim",
+    "TagBrowser": "ui.widgets",
+    "TOTAL": "analysis.storage",
 }
-_SUBMODULES = {"plots", "analysis", "trends", "report", "demo", "inventory", "schema", "cli",
-               "server", "widgets", "retention", "reclaim", "pull"}
+# Modules reachable as attributes (``ri.plots``, ``ri.demo`` ...), loaded on first use: the
+# short names people type in notebooks, mapped to the room each lives in.
+_SUBMODULES = {
+    "plots": "ui.plots", "widgets": "ui.widgets", "analysis": "analysis",
+    "trends": "analysis.trends",
+    "retention": "analysis.retention", "reclaim": "analysis.reclaim", "report": "report",
+    "inventory": "frames.inventory", "schema": "frames.schema", "demo": "testing.demo",
+    "server": "testing.server", "testing": "testing", "pull": "registry.layout", "cli": "cli",
+    "reference": "registry.names", "models": "registry.models", "mediatypes": "registry.mediatypes",
+}
 
 
 def __getattr__(name: str):
@@ -64,7 +74,7 @@ def __getattr__(name: str):
     import importlib
 
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     module = _FRAME_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'registry_insights' has no attribute {name!r}")
@@ -75,5 +85,6 @@ __all__ = [
     "RegistryClient", "DeleteResult", "parse_reference", "RegistryError", "RegistryInsightsError",
     "Unauthorized", "Denied", "NotFound", "Unsupported", "TooManyRequests", "DigestMismatch",
     "InvalidReference", "InvalidResponse", "CatalogUnavailable", "RegistryBinaryNotFound",
+    "format_bytes", "parse_bytes",
     *_FRAME_NAMES,
 ]

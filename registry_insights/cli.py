@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args, **kwargs):
-    from .client import RegistryClient
+    from .registry.client import RegistryClient
 
     password = None
     if args.password_stdin:
@@ -125,7 +125,7 @@ def _client(args, **kwargs):
 
 def _cli_url(url: str) -> str:
     """Check the URL early, with advice in CLI terms (not the Python API's)."""
-    from .reference import normalize_registry
+    from .registry.names import normalize_registry
 
     try:
         normalize_registry(url, insecure=True)
@@ -178,7 +178,7 @@ def _time(text: str):
 
 
 def _age(text: str):
-    from .retention import parse_age
+    from .analysis.retention import parse_age
 
     try:
         parse_age(text)
@@ -199,7 +199,7 @@ def _regex(text: str) -> str:
 
 
 def _pull(client, args) -> int:
-    from .reference import parse_reference
+    from .registry.names import parse_reference
 
     ref = parse_reference(args.image)
     if ref.registry:
@@ -223,7 +223,7 @@ def _pull(client, args) -> int:
 def _skopeo_hint(path, tag: str | None) -> str:
     """How skopeo opens the layout: by tag only for OCI media types (skopeo 1.9), by the bare
     layout only when it holds one image."""
-    from . import mediatypes as mt
+    from .registry import mediatypes as mt
 
     try:
         entries = json.loads((path / "index.json").read_text()).get("manifests") or []
@@ -239,10 +239,10 @@ def _skopeo_hint(path, tag: str | None) -> str:
 
 
 def _cleanup(client, args) -> int:
-    from .analysis import TOTAL
-    from .inventory import fetch_inventory
-    from .reclaim import reclaimable
-    from .retention import deletions, retention_plan
+    from .analysis.reclaim import reclaimable
+    from .analysis.retention import deletions, retention_plan
+    from .analysis.storage import TOTAL
+    from .frames.inventory import fetch_inventory
     from .units import format_bytes
 
     if args.keep_last is None and args.older_than is None and args.delete_regex is None:
@@ -269,7 +269,7 @@ def _cleanup(client, args) -> int:
                           keep_regex=args.keep_regex, delete_regex=args.delete_regex,
                           protect=protect, now=args.now)
     if args.plan:
-        from .report import csv_ready
+        from .report.build import csv_ready
 
         csv_ready(plan.drop(columns=["config"], errors="ignore")).to_csv(args.plan, index=False)
     summary = reclaimable(tags, layers, plan)
@@ -309,8 +309,8 @@ def _cleanup(client, args) -> int:
 
 
 def _report(client, output, repositories=None, args=None, now=None) -> int:
-    from .inventory import fetch_inventory
-    from .report import summary_text, write_report
+    from .frames.inventory import fetch_inventory
+    from .report.build import summary_text, write_report
 
     inv = fetch_inventory(client, repositories)
     if repositories:
@@ -371,7 +371,7 @@ def _main(args) -> int:
         args.url = _cli_url(args.url)
     try:
         if args.command == "demo":
-            from .demo import ANCHOR, DemoRegistry
+            from .testing.demo import ANCHOR, DemoRegistry
 
             with DemoRegistry(seed=args.seed) as demo:
                 tags = len({(i.repository, i.tag) for i in demo.images})

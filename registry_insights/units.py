@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
-
 _BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
@@ -23,9 +21,12 @@ def format_bytes(n: float | None, binary: bool = True, precision: int = 1) -> st
     precision : int, default 1
         Decimals above bytes; bytes are whole (unless fractional).
     """
-    if n is None or pd.isna(n):
+    try:
+        value = float(n)  # None and pandas.NA raise TypeError
+    except (TypeError, ValueError):
         return "n/a"
-    value = float(n)
+    if math.isnan(value):
+        return "n/a"
     if not math.isfinite(value):
         return f"{value} B"
     sign = "-" if value < 0 else ""

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_auth import RegistryHandle, TokenServer, launch_registry
+
+from tests.support.registries import RegistryHandle, TokenServer, launch_registry
 
 REGISTRY_BINARY = "docker-registry"
 REGISTRY_FIXTURES = frozenset(
@@ -212,7 +213,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def demo_registry():
     """The built-in demo registry, seeded once for the session (about 6 s)."""
     _require_binary()
-    from registry_insights.demo import DemoRegistry
+    from registry_insights.testing.demo import DemoRegistry
 
     with DemoRegistry() as demo:
         yield demo

@@ -1,0 +1,260 @@
+"""Retention plans: which tags a cleanup deletes, as pure ``frame -> frame`` functions.
+
+No I/O, inputs never mutated. The rules are those of GitLab's container registry cleanup
+policies (``keep_n``, ``older_than``, ``name_regex_keep``, ``name_regex``) with Harbor's care
+for digests, written out in :func:`retention_plan`. The plan says *what* to delete; applying
+it is ``client.delete_many(deletions(plan))``, and what the registry's garbage collection then
+frees is :func:`registry_insights.reclaim.reclaimable`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+
+import pandas as pd
+
+from ..frames.schema import UTC_NS, coerce, empty
+
+KEEP = "keep"
+DELETE = "delete"
+#: Creation times before this are not ages (reproducible builds write 1970-01-01).
+AGE_FLOOR = pd.Timestamp("1980-01-01", tz="UTC")
+
+#: One row per (repository, tag). ``digest``: what the tag points to; ``platforms``: its
+#: platforms, comma separated; ``created_at``: the newest image's creation (UTC);
+#: ``layer_size``: compressed layer bytes summed over platforms (the naive per-tag size);
+#: ``rank``: 1 for the newest digest among the repository's candidates (NA when not ranked);
+#: ``action``: ``keep`` or ``delete``; ``reason``: why, in words.
+PLAN_SCHEMA: dict[str, str] = {
+    "registry": "string",
+    "repository": "string",
+    "tag": "string",
+    "digest": "string",
+    "media_type": "string",
+    "platforms": "string",
+    "created_at": UTC_NS,
+    "layer_size": "Int64",
+    "rank": "Int64",
+    "action": "string",
+    "reason": "string",
+}
+
+_AGE = re.compile(r"^\s*(\d+)\s*(s|sec|secs|min|mins|h|hours?|d|days?|w|weeks?)\s*$", re.I)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "secs": 1, "min": 60, "mins": 60, "h": 3600, "hour": 3600,
+                 "hours": 3600, "d": 86400, "day": 86400, "days": 86400, "w": 604800,
+                 "week": 604800, "weeks": 604800}
+
+
+def parse_age(value) -> pd.Timedelta:
+    """``"90d"``, ``"12h"``, ``"2w"``, ``"30min"`` (or a timedelta) as a :class:`pandas.Timedelta`.
+
+    Raises
+    ------
+    ValueError
+        For anything else (months and years are refused: their length varies).
+    """
+    if isinstance(value, (timedelta, pd.Timedelta)):
+        age = pd.Timedelta(value)
+    else:
+        match = _AGE.match(str(value)) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(
+                f"age {value!r} is not a duration: write a number and a unit, e.g. '90d', "
+                "'12h', '2w' or '30min' (months and years are not fixed lengths)"
+            )
+        age = pd.Timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    if age < pd.Timedelta(0):
+        raise ValueError(f"age {value!r} is negative")
+    return age
+
+
+def _pattern(value, name: str) -> re.Pattern | None:
+    if value is None:
+        return None
+    try:
+        return value if isinstance(value, re.Pattern) else re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{name} {value!r} is not a regular expression: {exc}") from None
+
+
+def _utc(value) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
+    """The tags frame with one row per (repository, tag): the image rows' platforms joined,
+    ``created_at`` the newest, ``layer_size`` summed (attestation rows are left out)."""
+    frame = tags
+    if "is_image" in frame.columns and len(frame):
+        frame = frame[frame["is_image"].fillna(True).astype(bool)]
+    if not len(frame):
+        return empty(PLAN_SCHEMA).drop(columns=["rank", "action", "reason"])
+    frame = frame.copy()
+    for column in ("registry", "media_type", "platform", "layer_size"):
+        if column not in frame.columns:
+            frame[column] = pd.NA
+    frame["created_at"] = coerce(frame[["created_at"]], {"created_at": UTC_NS})["created_at"]\
+        .to_numpy()
+    grouped = frame.groupby(["repository", "tag"], sort=True, dropna=False)
+    out = grouped.agg(
+        registry=("registry", "first"),
+        digest=("digest", "first"),
+        media_type=("media_type", "first"),
+        platforms=("platform", lambda s: ",".join(sorted({str(p) for p in s.dropna()}))),
+        created_at=("created_at", "max"),
+        layer_size=("layer_size", lambda s: s.sum(min_count=1)),
+    ).reset_index()
+    return coerce(out, {k: v for k, v in PLAN_SCHEMA.items()
+                        if k not in ("rank", "action", "reason")})
+
+
+def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=None,
+                   keep_regex=None, delete_regex=None, protect: Iterable[str] | str = ("latest",),
+                   now=None) -> pd.DataFrame:
+    """Decide, per (repository, tag), whether a cleanup keeps or deletes it, and say why.
+
+    The rules, in order (GitLab cleanup policies; Harbor's digest care):
+
+    1. A tag named in ``protect`` is kept. So is a tag ``keep_regex`` matches (whole tag).
+    2. When ``delete_regex`` is given, only the tags it matches (whole tag) are candidates;
+       the others are kept. With no rule at all (no ``keep_last``, ``older_than`` or
+       ``delete_regex``) nothing is deleted.
+    3. Age rules (``keep_last``, ``older_than``) never delete a tag whose creation time is
+       unknown (NaT) or before 1980 (reproducible builds say 1970-01-01): its age is unknown,
+       so it is kept. Without age rules, ``delete_regex`` alone deletes what it matches.
+    4. ``keep_last=N`` keeps, per repository, the candidates pointing to the N newest
+       **distinct digests** (by ``created_at``; several tags on one digest count once), so
+       re-tagging a build does not push older builds out.
+    5. ``older_than`` (``"90d"``, ``"12h"``, ``"2w"``, a timedelta) keeps candidates created
+       at or after ``now - older_than``. With both age rules, a candidate is deleted only when
+       both say so.
+    6. A digest that any kept tag of the repository points to is never deleted: its other
+       tags are kept too (reason ``"digest shared with kept tag X"``). Deleting a manifest
+       deletes every tag on it, so this is what keeps kept tags alive.
+
+    Parameters
+    ----------
+    tags : DataFrame
+        The tags frame (:data:`~registry_insights.schema.TAGS_SCHEMA`; attestation rows are
+        ignored). Platforms are collapsed: one row per (repository, tag).
+    keep_last : int, optional
+        Distinct digests to keep per repository among the candidates.
+    older_than : str or timedelta, optional
+        Delete only candidates created before ``now - older_than``.
+    keep_regex, delete_regex : str or compiled pattern, optional
+        Full-match patterns on the tag name.
+    protect : iterable of str
+        Tag names always kept; default ``("latest",)``.
+    now : timestamp, optional
+        "Now" for ``older_than`` (default: the current time, UTC); naive times are UTC.
+
+    Returns
+    -------
+    DataFrame
+        :data:`PLAN_SCHEMA`, sorted by repository, newest first: the collapsed tags with
+        ``rank``, ``action`` (``keep``/``delete``) and ``reason``.
+
+    Raises
+    ------
+    ValueError
+        For a negative ``keep_last``, a malformed ``older_than`` or regular expression.
+    """
+    if keep_last is not None and (int(keep_last) != keep_last or keep_last < 0):
+        raise ValueError(f"keep_last must be a whole number >= 0, not {keep_last!r}")
+    age = parse_age(older_than) if older_than is not None else None
+    age_text = older_than if isinstance(older_than, str) else str(age)
+    keep_re = _pattern(keep_regex, "keep_regex")
+    delete_re = _pattern(delete_regex, "delete_regex")
+    protected = {protect} if isinstance(protect, str) else set(protect or ())
+    cutoff = None if age is None else (_utc(now) if now is not None
+                                       else pd.Timestamp.now(tz="UTC")) - age
+    any_rule = keep_last is not None or age is not None or delete_re is not None
+    age_rules = keep_last is not None or age is not None
+
+    plan = collapse_platforms(tags)
+    if not len(plan):
+        return empty(PLAN_SCHEMA)
+    n = len(plan)
+    action: list[str | None] = [None] * n
+    reason: list[str | None] = [None] * n
+    rank: list[int | None] = [None] * n
+    repos = plan["repository"].astype(str).tolist()
+    names = plan["tag"].astype(str).tolist()
+    digests = plan["digest"].astype(object).where(plan["digest"].notna(), None).tolist()
+    created = list(plan["created_at"])
+    known = [not pd.isna(c) and c >= AGE_FLOOR for c in created]
+
+    candidates: list[int] = []
+    for i in range(n):
+        tag = names[i]
+        if tag in protected:
+            action[i], reason[i] = KEEP, "protected tag"
+        elif keep_re is not None and keep_re.fullmatch(tag):
+            action[i], reason[i] = KEEP, f"matches keep_regex {keep_re.pattern!r}"
+        elif delete_re is not None and not delete_re.fullmatch(tag):
+            action[i], reason[i] = KEEP, f"does not match delete_regex {delete_re.pattern!r}"
+        elif not any_rule:
+            action[i], reason[i] = KEEP, "no deletion rule given"
+        elif age_rules and not known[i]:
+            when = "unknown" if pd.isna(created[i]) else f"{created[i]:%Y-%m-%d} (before 1980)"
+            action[i], reason[i] = KEEP, f"created {when}: age rules never delete it"
+        else:
+            candidates.append(i)
+
+    if keep_last is not None:
+        newest: dict[tuple[str, str | None], pd.Timestamp] = {}
+        for i in candidates:
+            key = (repos[i], digests[i])
+            newest[key] = max(newest.get(key, created[i]), created[i])
+        order = sorted(newest, key=lambda k: (k[0], -newest[k].value, str(k[1])))
+        ranks: dict[tuple[str, str | None], int] = {}
+        counts: dict[str, int] = {}
+        for key in order:
+            counts[key[0]] = counts.get(key[0], 0) + 1
+            ranks[key] = counts[key[0]]
+        for i in candidates:
+            rank[i] = ranks[(repos[i], digests[i])]
+
+    for i in candidates:
+        parts = []
+        if keep_last is not None:
+            if rank[i] <= keep_last:
+                action[i] = KEEP
+                reason[i] = f"digest #{rank[i]} of the {keep_last} newest (keep_last)"
+                continue
+            parts.append(f"digest #{rank[i]}, beyond keep_last {keep_last}")
+        if cutoff is not None:
+            if created[i] >= cutoff:
+                action[i] = KEEP
+                reason[i] = f"created {created[i]:%Y-%m-%d}, newer than {age_text}"
+                continue
+            parts.append(f"created {created[i]:%Y-%m-%d}, older than {age_text}")
+        if delete_re is not None:
+            parts.append(f"matches delete_regex {delete_re.pattern!r}")
+        action[i], reason[i] = DELETE, "; ".join(parts)
+
+    kept_by: dict[tuple[str, str], str] = {}
+    for i in range(n):
+        if action[i] == KEEP and digests[i] is not None:
+            kept_by.setdefault((repos[i], digests[i]), names[i])
+    for i in range(n):
+        holder = kept_by.get((repos[i], digests[i])) if digests[i] is not None else None
+        if action[i] == DELETE and holder is not None:
+            action[i], reason[i] = KEEP, f"digest shared with kept tag {holder}"
+
+    out = plan.assign(rank=pd.array(rank, dtype="Int64"), action=action, reason=reason)
+    out = out.sort_values(["repository", "created_at", "tag"], ascending=[True, False, True],
+                          na_position="last", kind="stable")
+    return coerce(out, PLAN_SCHEMA)
+
+
+def deletions(plan: pd.DataFrame) -> list[tuple[str, str, str | None]]:
+    """``(repository, tag, digest)`` of every row the plan deletes, for
+    :meth:`RegistryClient.delete_many <registry_insights.client.RegistryClient.delete_many>`
+    (which leaves a tag alone if it no longer points to that digest)."""
+    rows = plan[plan["action"] == DELETE]
+    return [(str(r), str(t), None if pd.isna(d) else str(d))
+            for r, t, d in zip(rows["repository"], rows["tag"], rows["digest"])]

@@ -1,0 +1,150 @@
+"""Capacity analysis: pure ``frame -> frame`` functions on the tags and layers frames.
+
+No I/O, no printing, inputs never mutated; the frame comes first so ``.pipe`` works.
+Storage follows how a registry stores content (CNCF Distribution, OCI distribution-spec):
+every manifest, index, config and layer is a blob stored once per registry, whatever the number
+of repositories and tags referencing it; garbage collection frees only blobs that no remaining
+manifest references. So "how big" and "what a cleanup frees" are sums over *distinct* blobs,
+never per-tag sums (those are given next to them as ``logical_bytes`` for comparison).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from ..frames.schema import BLOBS_SCHEMA, coerce, empty
+from ..registry import mediatypes as mt
+
+#: The ``repository`` label of the registry-wide row of :func:`storage_summary`.
+TOTAL = "(total)"
+
+SUMMARY_SCHEMA: dict[str, str] = {
+    "repository": "string",
+    "tags": "Int64",
+    "manifests": "Int64",
+    "logical_bytes": "Int64",
+    "unique_bytes": "Int64",
+    "exclusive_bytes": "Int64",
+    "shared_bytes": "Int64",
+    "layer_bytes": "Int64",
+    "config_bytes": "Int64",
+    "manifest_bytes": "Int64",
+}
+
+
+def referenced_blobs(tags: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """Every blob each repository references, once per (repository, digest).
+
+    Built from the tags frame (indexes, platform manifests, configs) and the layers frame.
+    Attestations count only if the frames were built with ``attestations=True``.
+
+    Returns
+    -------
+    DataFrame
+        :data:`~registry_insights.schema.BLOBS_SCHEMA`: repository, digest, kind
+        (``index``/``manifest``/``config``/``layer``), size (bytes, ``Int64``).
+    """
+    parts = []
+    if len(tags):
+        index_rows = tags[tags["media_type"].isin(list(mt.INDEXES))]
+        parts.append(pd.DataFrame({"repository": index_rows["repository"],
+                                   "digest": index_rows["digest"], "kind": "index",
+                                   "size": index_rows["size"]}))
+        parts.append(pd.DataFrame({"repository": tags["repository"],
+                                   "digest": tags["manifest_digest"], "kind": "manifest",
+                                   "size": tags["manifest_size"]}))
+        cfg = tags[tags["config_digest"].notna()]
+        parts.append(pd.DataFrame({"repository": cfg["repository"],
+                                   "digest": cfg["config_digest"], "kind": "config",
+                                   "size": cfg["config_size"]}))
+    if len(layers):
+        parts.append(pd.DataFrame({"repository": layers["repository"],
+                                   "digest": layers["layer_digest"], "kind": "layer",
+                                   "size": layers["size"]}))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty(BLOBS_SCHEMA)
+    blobs = coerce(pd.concat(parts, ignore_index=True), BLOBS_SCHEMA)
+    blobs = blobs[blobs["digest"].notna()]
+    return blobs.drop_duplicates(["repository", "digest"]).reset_index(drop=True)
+
+
+def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
+                    repositories: Iterable[str] | None = None) -> pd.DataFrame:
+    """Storage per repository, and a registry-wide row labelled :data:`TOTAL`.
+
+    Parameters
+    ----------
+    tags, layers : DataFrame
+        The tags and layers frames (build both with ``attestations=True`` to count
+        attestations' blobs; tag counts and logical bytes use image rows only).
+    repositories : iterable of str, optional
+        Repositories to list even when they hold no tag (they get zero rows).
+
+    Returns
+    -------
+    DataFrame
+        :data:`SUMMARY_SCHEMA`, all sizes in bytes (``Int64``), sorted by unique bytes:
+
+        - ``tags``: distinct tags; ``manifests``: distinct digests the tags point to (on the
+          total row both are summed over repositories);
+        - ``logical_bytes``: sum of ``layer_size`` over (tag, platform) rows, the naive total;
+        - ``unique_bytes``: distinct blobs (layers, configs, manifests) the repository
+          references; on the total row, distinct blobs registry-wide: what the registry stores;
+        - ``exclusive_bytes``: blobs no other repository references (what deleting the whole
+          repository would free); ``shared_bytes`` = ``unique_bytes - exclusive_bytes``;
+          on the total row, exclusive sums the repositories' and shared counts each blob
+          referenced by two or more repositories once, so they add up to ``unique_bytes``;
+        - ``layer_bytes``, ``config_bytes``, ``manifest_bytes`` (indexes included): the
+          unique bytes by kind.
+    """
+    blobs = referenced_blobs(tags, layers)
+    images = tags[tags["is_image"].fillna(True).astype(bool)] if len(tags) else tags
+    names = set(blobs["repository"].dropna()) | set(images["repository"].dropna())
+    names = sorted(names | set(repositories or ()))
+    users = blobs.groupby("digest")["repository"].transform("nunique")
+    size = blobs["size"].fillna(0).astype("int64")
+    kind = blobs["kind"].replace({"index": "manifest"})
+    per_blob = pd.DataFrame({
+        "repository": blobs["repository"],
+        "unique_bytes": size,
+        "exclusive_bytes": size.where(users.eq(1).to_numpy(), 0),
+        "layer_bytes": size.where((kind == "layer").to_numpy(), 0),
+        "config_bytes": size.where((kind == "config").to_numpy(), 0),
+        "manifest_bytes": size.where((kind == "manifest").to_numpy(), 0),
+    })
+    by_repo = per_blob.groupby("repository").sum()
+    counts = images.groupby("repository").agg(
+        tags=("tag", "nunique"), manifests=("digest", "nunique"),
+        logical_bytes=("layer_size", "sum"),
+    ) if len(images) else pd.DataFrame(columns=["tags", "manifests", "logical_bytes"])
+    per_repo = pd.DataFrame(index=pd.Index(names, name="repository"))
+    per_repo = per_repo.join(counts).join(by_repo).fillna(0).reset_index()
+    per_repo["shared_bytes"] = per_repo["unique_bytes"] - per_repo["exclusive_bytes"]
+    per_repo = coerce(per_repo, SUMMARY_SCHEMA)[list(SUMMARY_SCHEMA)]
+    per_repo = per_repo.sort_values(["unique_bytes", "repository"], ascending=[False, True])
+    distinct = per_blob.assign(digest=blobs["digest"]).drop_duplicates("digest")
+    unique_total = int(distinct["unique_bytes"].sum())
+    exclusive_total = int(per_repo["exclusive_bytes"].sum())
+    total = {
+        "repository": TOTAL, "tags": int(per_repo["tags"].sum()),
+        "manifests": int(per_repo["manifests"].sum()),
+        "logical_bytes": int(per_repo["logical_bytes"].sum()),
+        "unique_bytes": unique_total, "exclusive_bytes": exclusive_total,
+        "shared_bytes": unique_total - exclusive_total,
+        "layer_bytes": int(distinct["layer_bytes"].sum()),
+        "config_bytes": int(distinct["config_bytes"].sum()),
+        "manifest_bytes": int(distinct["manifest_bytes"].sum()),
+    }
+    out = pd.concat([per_repo, coerce(pd.DataFrame([total]), SUMMARY_SCHEMA)],
+                    ignore_index=True)
+    return coerce(out, SUMMARY_SCHEMA)
+
+
+def repository_summary(tags: pd.DataFrame, layers: pd.DataFrame,
+                       repositories: Iterable[str] | None = None) -> pd.DataFrame:
+    """:func:`storage_summary` without the total row (one row per repository)."""
+    summary = storage_summary(tags, layers, repositories)
+    return summary[summary["repository"] != TOTAL].reset_index(drop=True)

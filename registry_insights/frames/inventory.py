@@ -1,0 +1,115 @@
+"""Frames of what a registry holds, built from :class:`~registry_insights.client.RegistryClient`.
+
+The walk: catalog (unless repositories are given) -> tag lists -> one manifest per tag -> the
+platform manifests of indexes -> one config per distinct config digest, concurrently, through
+the client's HTTP cache (a second walk is answered from it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..registry.client import RegistryClient
+from ..registry.models import TagDetails
+from .schema import LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty
+
+
+@dataclass
+class Inventory:
+    """The result of one walk: the repositories listed and every tag's details."""
+
+    registry: str
+    repositories: list[str]
+    details: list[TagDetails] = field(repr=False)
+
+    def _images(self, attestations: bool):
+        for d in self.details:
+            yield from ((d, image) for image in d.images)
+            if attestations:
+                yield from ((d, image) for image in d.others)
+
+    def tags(self, attestations: bool = False) -> pd.DataFrame:
+        """The tags frame (:data:`~registry_insights.schema.TAGS_SCHEMA`)."""
+        columns: dict[str, list] = {c: [] for c in TAGS_SCHEMA}
+        for d, image in self._images(attestations):
+            config = image.config or {}
+            values = (
+                self.registry, d.repository, d.tag, d.digest, d.media_type, d.size,
+                image.platform, image.manifest_digest, image.manifest_media_type,
+                image.manifest_size, image.config_digest, image.config_size, image.created,
+                image.layer_size, len(image.layers), config.get("architecture"),
+                config.get("os"), config.get("variant"), image.is_image, image.config,
+            )
+            for column, value in zip(columns.values(), values):
+                column.append(value)
+        return coerce(pd.DataFrame(columns), TAGS_SCHEMA) if columns["tag"] else empty(
+            TAGS_SCHEMA)
+
+    def layers(self, attestations: bool = False) -> pd.DataFrame:
+        """The layers frame (:data:`~registry_insights.schema.LAYERS_SCHEMA`)."""
+        columns: dict[str, list] = {c: [] for c in LAYERS_SCHEMA}
+        for d, image in self._images(attestations):
+            n = len(image.layers)
+            columns["registry"].extend([self.registry] * n)
+            columns["repository"].extend([d.repository] * n)
+            columns["tag"].extend([d.tag] * n)
+            columns["platform"].extend([image.platform] * n)
+            columns["manifest_digest"].extend([image.manifest_digest] * n)
+            columns["layer_digest"].extend(layer.digest for layer in image.layers)
+            columns["size"].extend(layer.size for layer in image.layers)
+            columns["media_type"].extend(layer.media_type for layer in image.layers)
+            columns["position"].extend(range(n))
+            columns["is_image"].extend([image.is_image] * n)
+        return coerce(pd.DataFrame(columns), LAYERS_SCHEMA) if columns["tag"] else empty(
+            LAYERS_SCHEMA)
+
+
+def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None = None,
+              progress: bool | None = None) -> Inventory:
+    """Walk the registry once and keep every tag's details.
+
+    Parameters
+    ----------
+    repositories : iterable of str, optional
+        Repositories to read; default every repository of the catalog.
+    progress : bool, optional
+        A progress bar (tqdm.auto); default on in a terminal or notebook only.
+    """
+    repos = sorted(set(repositories)) if repositories is not None else client.repositories()
+    client.plan_repositories(repos)
+    tag_lists = client.map(client.tags, repos, progress, "tag lists" if len(repos) > 20 else "")
+    pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists) for tag in tags]
+    details = client.details_many(pairs, progress=progress)
+    return Inventory(client.registry, repos, details)
+
+
+def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None,
+               progress: bool | None = None, attestations: bool = False) -> pd.DataFrame:
+    """One row per (repository, tag, platform): :data:`~registry_insights.schema.TAGS_SCHEMA`.
+
+    Columns: registry, repository, tag, digest (what the tag points to), media_type, size (bytes
+    of that manifest), platform (``os/architecture[/variant]``), manifest_digest (the platform's
+    own manifest), manifest_media_type, manifest_size, config_digest, config_size, created_at
+    (``datetime64[ns, UTC]``, NaT when missing or unparseable), layer_size (``Int64`` bytes,
+    compressed), layer_count, architecture, os, variant, is_image, config (dict).
+    Attestations (``unknown/unknown`` index entries) only with ``attestations=True``.
+
+    Raises
+    ------
+    RegistryError
+        As the client raises it (e.g. Unauthorized for the catalog; pass ``repositories``).
+    """
+    return fetch_inventory(client, repositories, progress).tags(attestations)
+
+
+def layers_frame(client: RegistryClient, repositories: Iterable[str] | None = None,
+                 progress: bool | None = None, attestations: bool = False) -> pd.DataFrame:
+    """One row per (repository, tag, platform, layer): :data:`LAYERS_SCHEMA`.
+
+    Served from the client's HTTP cache when the tags were just read (no second round of
+    manifest requests while the answers are fresh).
+    """
+    return fetch_inventory(client, repositories, progress).layers(attestations)

@@ -1,0 +1,800 @@
+"""The capacity report: CSV files, PNG plots and one self-contained HTML page from one walk.
+
+Files written to the output directory (sizes are integer bytes, times ISO 8601 UTC with ``Z``):
+
+- ``tags.csv``: one row per (repository, tag, platform), the tags frame's columns; ``config`` as
+  compact JSON, times ISO 8601 UTC (``...Z``), sizes integer bytes.
+- ``repositories.csv``: per repository ``tags``, ``manifests``, ``logical_bytes``,
+  ``unique_bytes``, ``exclusive_bytes``, ``shared_bytes`` and unique bytes by kind, then the
+  registry-wide row ``(total)`` whose ``unique_bytes`` counts every blob once: what the registry
+  stores (see :func:`registry_insights.analysis.storage_summary`).
+- ``growth.csv``: :func:`registry_insights.trends.growth` per month; the bytes of images of
+  unknown date are not on the timeline (the last ``cumulative_bytes`` plus
+  ``Report.growth.attrs["undated_bytes"]`` is the registry total).
+- ``forecast.csv``: :func:`registry_insights.trends.forecast` (history, then forecast rows),
+  fitted bytes rounded to whole bytes.
+- ``stale_tags.csv``: :func:`registry_insights.trends.stale_tags` without ``config``, oldest
+  first, with ``age_days`` at the report's ``now``.
+- ``shared_layers.csv``: :func:`registry_insights.trends.shared_layers`, the layers referenced
+  by two or more repositories, by bytes saved.
+- With ``plots=True``: ``storage_by_repository.png``, ``growth_forecast.png``,
+  ``tag_age_histogram.png``, ``shared_layers.png``, ``size_distribution.png`` (drawn on
+  :class:`matplotlib.figure.Figure` objects rendered by Agg; the pyplot backend is left alone).
+- With ``html=True``: ``report.html``, one page with those plots embedded as ``data:`` URIs and
+  the summary tables; it loads nothing from anywhere (a Content-Security-Policy says so), runs
+  no script, and every string from the registry is HTML-escaped. Mail it as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from html import escape as _escape_html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import trends
+from ..analysis.storage import TOTAL, storage_summary
+from ..frames.inventory import Inventory
+from ..units import format_bytes, parse_bytes
+
+#: The plots of the report: file stem -> title in the HTML page.
+PLOTS: dict[str, str] = {
+    "storage_by_repository": "Storage by repository",
+    "growth_forecast": "Growth and forecast",
+    "tag_age_histogram": "Tag age",
+    "shared_layers": "Most shared layers",
+    "size_distribution": "Image size distribution",
+}
+#: Rows shown in the HTML page's candidate tables (the CSVs have every row).
+TOP_CANDIDATES = 10
+OLDEST_STALE = 20
+TOP_SHARED = 10
+_DPI = 110
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote, and the frames behind it.
+
+    ``tags`` are the image rows; ``layers`` and ``summary`` count attestations' blobs when the
+    report was asked to (the default). ``growth``, ``forecast``, ``stale``, ``ages`` and
+    ``shared`` are the :mod:`~registry_insights.trends` frames (with their ``attrs``); ``now``
+    is the UTC time ages are measured at; ``capacity`` is in bytes (or None).
+    """
+
+    directory: Path
+    files: dict[str, Path]
+    tags: pd.DataFrame = field(repr=False)
+    layers: pd.DataFrame = field(repr=False)
+    summary: pd.DataFrame = field(repr=False)
+    registry: str = ""
+    now: pd.Timestamp | None = None
+    capacity: int | None = None
+    stale_after: pd.Timedelta = field(default_factory=lambda: pd.Timedelta("180D"))
+    growth: pd.DataFrame | None = field(default=None, repr=False)
+    forecast: pd.DataFrame | None = field(default=None, repr=False)
+    stale: pd.DataFrame | None = field(default=None, repr=False)
+    ages: pd.DataFrame | None = field(default=None, repr=False)
+    shared: pd.DataFrame | None = field(default=None, repr=False)
+    unknown_date_rows: int = 0
+    scenarios: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def unique_bytes(self) -> int:
+        """Registry-wide bytes of distinct blobs."""
+        return int(self.summary.loc[self.summary["repository"] == TOTAL, "unique_bytes"].iloc[0])
+
+
+def _iso_utc(value) -> str | None:
+    """``2024-01-02T03:04:05Z``, with the fraction (to nanoseconds) only when there is one."""
+    if pd.isna(value):
+        return None
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = value.microsecond * 1000 + value.nanosecond
+    return f"{text}.{fraction:09d}".rstrip("0") + "Z" if fraction else text + "Z"
+
+
+def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy for CSV: dicts as compact JSON, UTC times as ISO 8601 with ``Z``, Int64 as ints."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            out[column] = values.map(_iso_utc).astype("string")
+        elif values.dtype == object and values.map(lambda v: isinstance(v, (dict, list))).any():
+            out[column] = values.map(
+                lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"))
+                if isinstance(v, (dict, list)) else v
+            )
+    return out
+
+
+def write_report(inventory: Inventory, directory, attestations_in_storage: bool = True, *,
+                 plots: bool = True, html: bool = True, capacity: int | str | None = None,
+                 now: object = None, stale_after: str | pd.Timedelta = "180D",
+                 horizon: str | pd.Timedelta = "365D", freq: str = "MS") -> Report:
+    """Write the report of ``inventory`` into ``directory`` (see the module docstring).
+
+    Storage counts the blobs of attestations (they occupy the registry's disk); the tag rows of
+    ``tags.csv`` and the ages are images only.
+
+    Parameters
+    ----------
+    inventory : Inventory
+        One walk of the registry (:func:`~registry_insights.inventory.fetch_inventory`).
+    directory : path
+        Created if missing; files of the same names are replaced.
+    attestations_in_storage : bool, default True
+        Count attestations' blobs in storage and growth.
+    plots, html : bool, default True
+        Write the PNG plots; write ``report.html`` (which embeds the plots, drawn for it even
+        with ``plots=False``).
+    capacity : int or str, optional
+        Storage capacity in bytes or as ``"500GiB"`` / ``"2TB"``: the forecast says when the
+        trend reaches it.
+    now : Timestamp, datetime or str, optional
+        The time ages are measured at (naive means UTC); default the current UTC time.
+    stale_after : str or Timedelta, default "180D"
+        A tag built longer ago than this is stale.
+    horizon : str or Timedelta, default "365D"
+        How far past the last observation the forecast runs.
+    freq : str, default "MS"
+        The growth periods (a pandas offset alias; "MS" is calendar months).
+
+    Raises
+    ------
+    ValueError
+        When ``capacity`` is not a size, or a duration or ``freq`` is invalid.
+    """
+    return report_from_frames(
+        inventory.tags(attestations=attestations_in_storage),
+        inventory.layers(attestations=attestations_in_storage), directory,
+        repositories=inventory.repositories, registry=inventory.registry, plots=plots,
+        html=html, capacity=capacity, now=now, stale_after=stale_after, horizon=horizon,
+        freq=freq)
+
+
+def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
+                       repositories: Iterable[str] | None = None, registry: str = "",
+                       plots: bool = True, html: bool = True,
+                       capacity: int | str | None = None, now: object = None,
+                       stale_after: str | pd.Timedelta = "180D",
+                       horizon: str | pd.Timedelta = "365D", freq: str = "MS") -> Report:
+    """:func:`write_report` from a tags and a layers frame (attestation rows included or not).
+
+    ``repositories`` are listed even without tags; ``registry`` names the registry in the page.
+    """
+    capacity = None if capacity is None else parse_bytes(capacity)
+    now = _utc(now)
+    stale_after = _duration(stale_after, "stale_after")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    images = tags[tags["is_image"].fillna(True).astype(bool)].reset_index(drop=True)
+    summary = storage_summary(tags, layers, repositories)
+    grown = trends.growth(tags, layers, freq=freq)
+    fitted = trends.forecast(grown, horizon=horizon, capacity=capacity)
+    stale = trends.stale_tags(images, older_than=stale_after, now=now)
+    ages = trends.age_breakdown(images, now=now)
+    unknown = int(trends.tag_ages(images, now)["age_days"].isna().sum())
+    shared = trends.shared_layers(layers, top=None)
+    shared = shared[shared["repositories"] > 1].reset_index(drop=True)
+    scenarios = cleanup_scenarios(tags, layers, now=now)
+    report = Report(directory, {}, images, layers, summary, registry=str(registry or ""),
+                    now=now, capacity=capacity, stale_after=stale_after, growth=grown,
+                    forecast=fitted, stale=stale, ages=ages, shared=shared,
+                    unknown_date_rows=unknown, scenarios=scenarios)
+
+    files = report.files
+    for name, frame in [
+        ("tags", csv_ready(images)),
+        ("repositories", summary),
+        ("growth", csv_ready(grown)),
+        ("forecast", csv_ready(_whole_bytes(fitted, ["bytes", "trend", "lower", "upper"]))),
+        ("stale_tags", csv_ready(stale.drop(columns=["config"]))),
+        ("shared_layers", shared),
+        ("cleanup_scenarios", scenarios),
+    ]:
+        files[name] = directory / f"{name}.csv"
+        frame.to_csv(files[name], index=False)
+    pngs = render_plots(report) if plots or html else {}
+    if plots:
+        for name, data in pngs.items():
+            files[f"{name}.png"] = directory / f"{name}.png"
+            files[f"{name}.png"].write_bytes(data)
+    if html:
+        files["html"] = directory / "report.html"
+        files["html"].write_text(render_html(report, pngs), encoding="utf-8")
+    return report
+
+
+#: The cleanup policies the report prices: (label, retention_plan keyword arguments).
+SCENARIOS: tuple[tuple[str, dict], ...] = (
+    ("keep the 10 newest digests per repository", {"keep_last": 10}),
+    ("keep the 5 newest digests per repository", {"keep_last": 5}),
+    ("delete tags older than 180 days, keep the 3 newest", {"keep_last": 3,
+                                                             "older_than": "180D"}),
+)
+
+
+def cleanup_scenarios(tags: pd.DataFrame, layers: pd.DataFrame, now: object = None,
+                      scenarios=SCENARIOS) -> pd.DataFrame:
+    """What common cleanup policies would free: one row per policy.
+
+    Each policy is a :func:`~registry_insights.retention.retention_plan` (``latest``
+    protected, a digest a kept tag uses never deleted) priced by
+    :func:`~registry_insights.reclaim.reclaimable`: ``frees_bytes`` is what the registry's
+    garbage collection would free after the deletes (distinct blobs no remaining manifest
+    references), ``naive_bytes`` the per-tag sum of the deleted tags, for comparison.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``policy`` (string), ``deleted_tags``, ``deleted_manifests``, ``naive_bytes``,
+        ``frees_bytes`` (``Int64``; bytes).
+    """
+    from ..analysis.reclaim import reclaimable
+    from ..analysis.retention import retention_plan
+
+    rows = []
+    for label, options in scenarios:
+        plan = retention_plan(tags, now=now, **options)
+        total = reclaimable(tags, layers, plan)
+        total = total[total["repository"] == TOTAL].iloc[0]
+        rows.append({"policy": label, "deleted_tags": total["deleted_tags"],
+                     "deleted_manifests": total["deleted_manifests"],
+                     "naive_bytes": total["naive_bytes"],
+                     "frees_bytes": total["reclaimable_bytes"]})
+    frame = pd.DataFrame(rows, columns=["policy", "deleted_tags", "deleted_manifests",
+                                        "naive_bytes", "frees_bytes"])
+    return frame.astype({"policy": "string", "deleted_tags": "Int64",
+                         "deleted_manifests": "Int64", "naive_bytes": "Int64",
+                         "frees_bytes": "Int64"})
+
+
+def _utc(now: object) -> pd.Timestamp:
+    """``now`` as a UTC Timestamp (naive means UTC); None is the current time."""
+    stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if pd.isna(stamp):
+        raise ValueError(f"now={now!r} is not a time: give e.g. '2026-11-01T00:00:00Z'")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.as_unit("ns")
+
+
+def _duration(value: str | pd.Timedelta, name: str) -> pd.Timedelta:
+    try:
+        delta = pd.Timedelta(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name}={value!r} is not a duration: give e.g. '180D'") from error
+    if pd.isna(delta) or delta <= pd.Timedelta(0):
+        raise ValueError(f"{name}={value!r}: give a positive duration such as '180D'")
+    return delta
+
+
+def _whole_bytes(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    out = frame.copy()
+    for column in columns:
+        out[column] = out[column].round().astype("Int64")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# plots
+
+
+def render_plots(report: Report) -> dict[str, bytes]:
+    """The report's plots as PNG bytes, by :data:`PLOTS` name.
+
+    Each is drawn on its own :class:`matplotlib.figure.Figure` and rendered by Agg through
+    ``savefig``: no pyplot, no global backend change, nothing left open.
+    """
+    from matplotlib.figure import Figure
+
+    from ..ui import plots
+
+    shown_shared = report.shared.head(20)
+    repositories = int((report.summary["repository"] != TOTAL).sum())
+    draw: dict[str, tuple[tuple[float, float], Callable]] = {
+        "storage_by_repository": (
+            (9.0, _bar_height(min(repositories, 15))),
+            lambda ax: plots.storage_by_repository(report.summary, ax=ax)),
+        "growth_forecast": ((9.0, 4.6), lambda ax: _growth_plot(plots, report, ax)),
+        "tag_age_histogram": (
+            (6.0, 3.9), lambda ax: plots.tag_age_histogram(report.tags, ax=ax, now=report.now)),
+        "shared_layers": (
+            (9.0, _bar_height(len(shown_shared))),
+            lambda ax: plots.shared_layers(shown_shared, ax=ax)),
+        "size_distribution": (
+            (9.0, 3.6), lambda ax: plots.size_distribution(report.tags, ax=ax)),
+    }
+    out = {}
+    for name, (size, plot) in draw.items():
+        figure = Figure(figsize=size, dpi=_DPI, layout="constrained")
+        plot(figure.add_subplot())
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+        out[name] = buffer.getvalue()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+
+
+def _growth_plot(plots, report: Report, ax):
+    """:func:`plots.growth_forecast`, with room above a capacity line for it and the legend.
+
+    The legend moves to the lower right, which a rising trend leaves empty.
+    """
+    ax = plots.growth_forecast(report.forecast, ax=ax)
+    if report.capacity is not None:
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, max(high, low + (report.capacity - low) * 1.08))
+    if ax.get_legend() is not None and report.forecast.attrs.get("slope_bytes_per_day", 0) > 0:
+        ax.legend(loc="lower right")
+    return ax
+
+
+def _bar_height(bars: int) -> float:
+    """Figure height (inches) for horizontal bars: room for labels, not slabs."""
+    return float(min(max(1.3 + 0.32 * bars, 2.6), 7.0))
+
+
+def escape(value: object) -> str:
+    """``value`` as text safe inside HTML elements and quoted attributes (None/NA as "")."""
+    if value is None or (not isinstance(value, (str, bytes)) and pd.api.types.is_scalar(value)
+                         and pd.isna(value)):
+        return ""
+    return _escape_html(str(value), quote=True)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    text: object
+    numeric: bool = False
+    title: object = None
+    ident: str | None = None
+
+
+def _num(value: object, title: object = None, ident: str | None = None) -> _Cell:
+    return _Cell(value, True, title, ident)
+
+
+def _bytes_cells(value: object) -> list[_Cell]:
+    """Human (binary units) and exact integer bytes, as two numeric cells."""
+    if value is None or pd.isna(value):
+        return [_num("n/a"), _num("")]
+    return [_num(format_bytes(value)), _num(int(value))]
+
+
+def _table(headers: Sequence[str | tuple[str, bool]], rows: Iterable[Sequence[object]],
+           ident: str | None = None, caption: str | None = None,
+           row_classes: Sequence[str] | None = None) -> str:
+    """An HTML table; every header and cell is escaped. Headers ``(text, numeric)``."""
+    heads = [h if isinstance(h, tuple) else (h, False) for h in headers]
+    out = [f'<table id="{escape(ident)}">' if ident else "<table>"]
+    if caption:
+        out.append(f"<caption>{escape(caption)}</caption>")
+    numeric_class = ' class="num"'
+    out.append("<thead><tr>" + "".join(
+        f'<th scope="col"{numeric_class if numeric else ""}>{escape(text)}</th>'
+        for text, numeric in heads) + "</tr></thead><tbody>")
+    for i, row in enumerate(rows):
+        cls = row_classes[i] if row_classes and i < len(row_classes) else ""
+        cells = []
+        for value in row:
+            cell = value if isinstance(value, _Cell) else _Cell(value)
+            attrs = ' class="num"' if cell.numeric else ""
+            if cell.title is not None:
+                attrs += f' title="{escape(cell.title)}"'
+            if cell.ident:
+                attrs += f' id="{escape(cell.ident)}"'
+            cells.append(f"<td{attrs}>{escape(cell.text)}</td>")
+        out.append((f'<tr class="{escape(cls)}">' if cls else "<tr>") + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _when(value: object, time: bool = True) -> str:
+    if value is None or pd.isna(value):
+        return "n/a"
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M UTC" if time else "%Y-%m-%d")
+
+
+def _percent(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.1f} %" if whole else "n/a"
+
+
+def _figure(name: str, pngs: dict[str, bytes], alt: str) -> str:
+    if name not in pngs:
+        return ""
+    data = base64.b64encode(pngs[name]).decode("ascii")
+    return (f'<figure><img id="plot-{escape(name)}" alt="{escape(alt)}" '
+            f'src="data:image/png;base64,{data}"></figure>')
+
+
+_CSS = """
+:root { color-scheme: light; }
+body { font-family: system-ui, "Segoe UI", Roboto, "DejaVu Sans", "Liberation Sans", Arial,
+       sans-serif; color: #1d232a; background: #fff; margin: 0; font-size: 15px;
+       line-height: 1.45; }
+main { max-width: 1240px; margin: 0 auto; padding: 20px 28px 40px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 34px 0 8px; padding-bottom: 4px; border-bottom: 2px solid #d7dde3; }
+h3 { font-size: 16px; margin: 18px 0 6px; }
+p { margin: 6px 0; }
+.meta { color: #4c5661; margin: 0 0 14px; }
+.note { color: #4c5661; font-size: 13.5px; }
+.cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 12px; margin: 16px 0 4px; }
+.card { border: 1px solid #d7dde3; border-radius: 6px; padding: 10px 14px; background: #f7f9fb; }
+.card .label { font-size: 13px; color: #4c5661; }
+.card .value { font-size: 21px; font-weight: 600; }
+.card .exact { font-size: 12.5px; color: #4c5661; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; margin: 8px 0 12px; font-size: 13.5px; }
+caption { text-align: left; font-weight: 600; padding: 4px 0; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e3e8ec; text-align: left;
+         vertical-align: top; }
+th { background: #eef2f5; font-weight: 600; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody tr:nth-child(even) { background: #f9fafb; }
+tr.total td { font-weight: 600; border-top: 2px solid #9aa5b1; background: #eef2f5; }
+figure { margin: 10px 0 16px; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e3e8ec; }
+.pair { display: flex; flex-wrap: wrap; gap: 6px 22px; align-items: flex-start; }
+code { font-size: 12.5px; }
+footer { margin-top: 30px; color: #4c5661; font-size: 13px; }
+"""
+
+_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        "base-uri 'none'; form-action 'none'")
+
+
+def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
+    """The report page: summary tables and the ``pngs`` (from :func:`render_plots`) inline.
+
+    Self-contained: no external resource, no script; a Content-Security-Policy forbids loading
+    anything but ``data:`` images. Every string (repository names, tags, digests, the registry
+    URL) is HTML-escaped. Bytes are shown in binary units (1 KiB = 1024 B) and as exact
+    integers; times are UTC.
+    """
+    pngs = pngs or {}
+    s = report.summary
+    per_repo = s[s["repository"] != TOTAL]
+    total = s[s["repository"] == TOTAL].iloc[0]
+    unique = int(total["unique_bytes"])
+    fc = report.forecast
+    attrs = fc.attrs if fc is not None else {}
+    grown = report.growth
+    stale = report.stale
+    now = report.now
+    generated = pd.Timestamp.now(tz="UTC")
+    stale_days = int(report.stale_after / pd.Timedelta(days=1))
+    registry = report.registry or "registry"
+
+    slope = attrs.get("slope_bytes_per_day", np.nan)
+    cards = [
+        ("Stored (unique blobs)", format_bytes(unique), f"{unique} bytes", "total-unique-bytes"),
+        ("Naive per-tag sum", format_bytes(total["logical_bytes"]),
+         f"{int(total['logical_bytes'])} bytes", None),
+        ("Repositories / tags", f"{len(per_repo)} / {int(total['tags'])}",
+         f"{len(report.tags)} image rows (tag x platform)", None),
+        ("Growth (trend)", f"{format_bytes(slope * 30)} / 30 days" if np.isfinite(slope)
+         else "n/a", f"{_round(slope)} bytes/day", None),
+        (f"Projected {_when(attrs.get('horizon_end'), time=False)}",
+         format_bytes(attrs.get("projected_bytes")), f"{_round(attrs.get('projected_bytes'))} "
+         "bytes", None),
+        ("Capacity reached", capacity_status(report),
+         f"capacity {format_bytes(report.capacity)} = {report.capacity} bytes"
+         if report.capacity is not None else "no capacity given (--capacity)", None),
+        (f"Stale tags (> {stale_days} days)", f"{_distinct_tags(stale)}",
+         f"{len(stale)} image rows; {report.unknown_date_rows} of unknown date apart", None),
+        ("Largest reclaimable repository",
+         format_bytes(per_repo["exclusive_bytes"].max()) if len(per_repo) else "n/a",
+         _top_exclusive_name(per_repo), None),
+    ]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Registry capacity report: {escape(registry)}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<h1>Registry capacity report: {escape(registry)}</h1>",
+        f'<p class="meta">Ages as of <strong id="as-of">{escape(_when(now))}</strong>; '
+        f"generated {escape(_when(generated))}. All times are UTC. Sizes in binary units "
+        "(1 KiB = 1024 bytes, MiB, GiB, TiB), with exact integer bytes beside them. "
+        "Stored bytes count each blob (layer, config, manifest) once, as the registry stores "
+        "it; garbage collection frees only blobs no remaining manifest references.</p>",
+        '<div class="cards" id="key-figures">',
+    ]
+    for label, value, exact, ident in cards:
+        value_html = (f'<span id="{ident}" data-bytes="{unique}">{escape(value)}</span>'
+                      if ident else escape(value))
+        parts.append(f'<div class="card"><div class="label">{escape(label)}</div>'
+                     f'<div class="value">{value_html}</div>'
+                     f'<div class="exact">{escape(exact)}</div></div>')
+    parts.append("</div>")
+
+    # storage ---------------------------------------------------------------------------------
+    parts.append("<h2>Storage by repository</h2>")
+    parts.append(_figure("storage_by_repository", pngs,
+                         "Horizontal bars of exclusive and shared bytes per repository"))
+    rows, classes = [], []
+    for row in s.itertuples(index=False):
+        rows.append([row.repository, _num(row.tags), _num(row.manifests),
+                     *_bytes_cells(row.unique_bytes), *_bytes_cells(row.exclusive_bytes),
+                     *_bytes_cells(row.shared_bytes), _num(format_bytes(row.logical_bytes),
+                                                           title=f"{row.logical_bytes} bytes")])
+        classes.append("total" if row.repository == TOTAL else "")
+    parts.append(_table(
+        ["repository", ("tags", True), ("manifests", True), ("unique", True),
+         ("unique bytes", True), ("exclusive", True), ("exclusive bytes", True),
+         ("shared", True), ("shared bytes", True), ("naive per-tag sum", True)],
+        rows, ident="storage", row_classes=classes))
+    parts.append(
+        '<p class="note">unique: distinct blobs the repository references; exclusive: blobs no '
+        "other repository references (what deleting the whole repository frees after garbage "
+        f"collection); shared = unique - exclusive. On the {escape(TOTAL)} row, unique counts "
+        "each blob once registry-wide and exclusive + shared = unique. The naive per-tag sum "
+        "adds every tag's layers and overstates storage.</p>")
+    parts.append("<h3>Registry total by kind of blob</h3>")
+    kinds = [("layers", total["layer_bytes"]), ("configs", total["config_bytes"]),
+             ("manifests and indexes", total["manifest_bytes"]), ("total", unique)]
+    parts.append(_table(
+        ["kind", ("size", True), ("bytes", True), ("share", True)],
+        [[kind, *_bytes_cells(value), _num(_percent(value, unique))] for kind, value in kinds],
+        ident="total-by-kind", row_classes=["", "", "", "total"]))
+
+    # growth and forecast ---------------------------------------------------------------------
+    parts.append("<h2>Growth and forecast</h2>")
+    parts.append(_figure("growth_forecast", pngs,
+                         "Cumulative stored bytes over time with trend, band and capacity"))
+    parts.append(_table(["", ("value", True), ("exact", True)], _forecast_rows(report),
+                        ident="forecast", caption="Forecast"))
+    parts.append(f'<p class="note">Model: {escape(attrs.get("model", "none"))}. Cumulative '
+                 "bytes are placed at the end of their period.</p>")
+    if grown is not None:
+        growth_rows = [[_period_label(r.period_start, grown.attrs.get("freq")),
+                        *_bytes_cells(r.new_bytes), *_bytes_cells(r.cumulative_bytes),
+                        _num(r.tags_pushed), _num(r.images)]
+                       for r in grown.itertuples(index=False)]
+        parts.append(_table(
+            ["period (UTC)", ("new", True), ("new bytes", True), ("stored at end", True),
+             ("stored bytes", True), ("tags pushed", True), ("new images", True)],
+            growth_rows, ident="growth", caption="Growth per period"))
+        undated = int(grown.attrs.get("undated_bytes", 0))
+        last = int(grown["cumulative_bytes"].iloc[-1]) if len(grown) else 0
+        parts.append(
+            f'<p class="note">A blob is counted in the period of the earliest image using it '
+            f"(build time from the image config). Blobs used only by images of unknown date "
+            f"(missing, or before 1980 such as reproducible builds' 1970-01-01): "
+            f'<span id="undated-bytes">{undated}</span> bytes ({escape(format_bytes(undated))}),'
+            f" {int(grown.attrs.get('undated_rows', 0))} rows, not on the timeline; "
+            f"{last} + {undated} = {last + undated} bytes stored.</p>")
+
+    # ages and stale tags ---------------------------------------------------------------------
+    parts.append(f"<h2>Tag age and stale tags (older than {stale_days} days)</h2>")
+    parts.append('<div class="pair">')
+    parts.append(_figure("tag_age_histogram", pngs, "Histogram of image ages in days"))
+    if report.ages is not None:
+        parts.append("<div>" + _table(
+            ["age (build time)", ("image rows", True), ("naive size", True),
+             ("naive bytes", True)],
+            [[r.age, _num(r.rows), *_bytes_cells(r.layer_size)]
+             for r in report.ages.itertuples(index=False)],
+            ident="age-breakdown", caption=f"Image rows by age at {_when(now)}") + "</div>")
+    parts.append("</div>")
+    parts.append(
+        f'<p id="stale-counts">Stale: <strong>{_distinct_tags(stale)}</strong> tags '
+        f"({len(stale)} image rows, one per platform) in {stale['repository'].nunique()} "
+        f"repositories were built more than {stale_days} days before {escape(_when(now))}. "
+        f"<strong>{report.unknown_date_rows}</strong> image rows of unknown date (missing or "
+        "before 1980, e.g. reproducible builds dated 1970-01-01) are counted apart, never as "
+        "stale. Age is build age (the config's <code>created</code>), not push time.</p>")
+
+    # reclaimable -----------------------------------------------------------------------------
+    parts.append("<h2>Top reclaimable candidates</h2>")
+    if report.scenarios is not None and len(report.scenarios):
+        parts.append(_table(
+            ["cleanup policy", ("tags deleted", True), ("manifests deleted", True),
+             ("GC frees", True), ("bytes", True), ("of stored", True),
+             ("per-tag sum says", True)],
+            [[r.policy, _num(r.deleted_tags), _num(r.deleted_manifests),
+              *_bytes_cells(r.frees_bytes), _num(_percent(r.frees_bytes, unique)),
+              _num(format_bytes(r.naive_bytes), title=f"{r.naive_bytes} bytes")]
+             for r in report.scenarios.itertuples(index=False)],
+            ident="cleanup-scenarios",
+            caption="What common cleanup policies would free after garbage collection "
+                    "(latest protected; a digest a kept tag uses is never deleted; plan and "
+                    "apply one with 'registry-insights cleanup')"))
+    ranked = per_repo[per_repo["exclusive_bytes"].fillna(0) > 0].sort_values(
+        ["exclusive_bytes", "repository"], ascending=[False, True]).head(TOP_CANDIDATES)
+    parts.append(_table(
+        ["repository", ("tags", True), ("frees (exclusive)", True), ("bytes", True),
+         ("of stored", True), ("stale tags", True)],
+        [[r.repository, _num(r.tags), *_bytes_cells(r.exclusive_bytes),
+          _num(_percent(r.exclusive_bytes, unique)),
+          _num(_distinct_tags(stale[stale["repository"] == r.repository]))]
+         for r in ranked.itertuples(index=False)],
+        ident="reclaimable-repositories",
+        caption=f"Repositories by what deleting them would free (top {TOP_CANDIDATES})"))
+    oldest = stale.head(OLDEST_STALE)
+    parts.append(_table(
+        ["repository", "tag", "platform", "built (UTC)", ("age (days)", True),
+         ("image size", True), "digest"],
+        [[r.repository, r.tag, r.platform, _when(r.created_at), _num(f"{r.age_days:.0f}"),
+          _num(format_bytes(r.layer_size), title=f"{r.layer_size} bytes"),
+          _Cell(_short(r.digest), title=r.digest)]
+         for r in oldest.itertuples(index=False)],
+        ident="oldest-stale",
+        caption=f"Oldest stale tags ({len(oldest)} of {len(stale)} rows; all in "
+                "stale_tags.csv)"))
+    parts.append(
+        '<p class="note">Image size is the sum of the image\'s compressed layers: an upper '
+        "bound of what deleting the tag frees, since layers shared with remaining images stay. "
+        "Deleting a manifest by digest removes every tag pointing to it; space is freed by the "
+        "registry's garbage collection.</p>")
+
+    # sharing and sizes -----------------------------------------------------------------------
+    parts.append("<h2>Layer sharing and image sizes</h2>")
+    parts.append(_figure("shared_layers", pngs, "Bars of bytes saved by the most shared layers"))
+    if report.shared is not None:
+        saved = int(report.shared["saved_bytes"].sum()) if len(report.shared) else 0
+        parts.append(_table(
+            ["layer digest", ("size", True), ("repositories", True), ("tags", True),
+             ("saved", True), ("saved bytes", True)],
+            [[_Cell(_short(r.layer_digest), title=r.layer_digest), _num(format_bytes(r.size)),
+              _num(r.repositories), _num(r.tags), *_bytes_cells(r.saved_bytes)]
+             for r in report.shared.head(TOP_SHARED).itertuples(index=False)],
+            ident="shared-layers",
+            caption=f"Layers shared by several repositories ({len(report.shared)}; saving "
+                    f"{format_bytes(saved)} = {saved} bytes in all)"))
+    parts.append(_figure("size_distribution", pngs, "Histogram of image sizes, log scale"))
+
+    files = ", ".join(sorted(p.name for p in report.files.values()))
+    parts.append(
+        f"<footer>Written by registry_insights from {escape(registry)}. Files beside this "
+        f"page: {escape(files or 'none')}. CSV sizes are integer bytes, times ISO 8601 UTC."
+        "</footer></main></body></html>")
+    return "\n".join(p for p in parts if p)
+
+
+def _round(value: object) -> str:
+    if value is None or pd.isna(value) or not np.isfinite(float(value)):
+        return "n/a"
+    return str(int(round(float(value))))
+
+
+def capacity_status(report: Report) -> str:
+    """When the report's capacity is reached: a date (UTC), or why there is none.
+
+    "already exceeded" when the registry stores more than the capacity now, or when the trend
+    crossed it before the last observation; "not reached on this trend" when the trend does not
+    grow; "not given" without a capacity.
+    """
+    if report.capacity is None:
+        return "not given (--capacity)"
+    forecast = report.forecast
+    attrs = forecast.attrs if forecast is not None else {}
+    when = attrs.get("capacity_date", pd.NaT)
+    history = forecast.loc[forecast["kind"] == "history", "date"] if forecast is not None else ()
+    last = history.max() if len(history) else pd.NaT
+    if report.unique_bytes >= report.capacity:
+        return "already exceeded"
+    if when is None or pd.isna(when):
+        return "not reached on this trend"
+    if not pd.isna(last) and when <= last:
+        return f"already exceeded (trend crossed {_when(when, time=False)})"
+    return _when(when, time=False)
+
+
+def _distinct_tags(frame: pd.DataFrame | None) -> int:
+    if frame is None or frame.empty:
+        return 0
+    return int(frame[["repository", "tag"]].drop_duplicates().shape[0])
+
+
+def _top_exclusive_name(per_repo: pd.DataFrame) -> str:
+    if per_repo.empty:
+        return ""
+    top = per_repo.sort_values(["exclusive_bytes", "repository"], ascending=[False, True]).iloc[0]
+    return f"{top['repository']}: {int(top['exclusive_bytes'])} bytes"
+
+
+def _short(digest: object) -> str:
+    text = "" if digest is None or pd.isna(digest) else str(digest)
+    algorithm, _, hexits = text.partition(":")
+    return f"{algorithm}:{hexits[:12]}" if hexits else text
+
+
+def _period_label(start: pd.Timestamp, freq: object) -> str:
+    if pd.isna(start):
+        return "n/a"
+    return start.strftime("%Y-%m") if freq in ("MS", "ME", "M") else _when(start, time=False)
+
+
+def _forecast_rows(report: Report) -> list[list[object]]:
+    attrs = report.forecast.attrs if report.forecast is not None else {}
+    slope = attrs.get("slope_bytes_per_day", np.nan)
+    history = (report.forecast[report.forecast["kind"] == "history"]
+               if report.forecast is not None else pd.DataFrame())
+    rows: list[list[object]] = [
+        ["periods fitted", _num(attrs.get("periods", 0)), _num("")],
+        ["slope per day", _num(f"{format_bytes(slope)} / day"), _num(f"{_round(slope)} B/day",
+                                                                     ident="slope-per-day")],
+        ["slope per 30 days", _num(format_bytes(slope * 30) if np.isfinite(slope) else "n/a"),
+         _num(_round(slope * 30))],
+    ]
+    if len(history):
+        last = history.iloc[-1]
+        rows.append([f"last observation ({_when(last['date'], time=False)})",
+                     *_bytes_cells(_round_or_none(last["bytes"]))])
+    rows.append([f"projected at horizon ({_when(attrs.get('horizon_end'), time=False)})",
+                 *_bytes_cells(_round_or_none(attrs.get("projected_bytes")))])
+    if report.capacity is None:
+        rows.append(["capacity", _num(capacity_status(report)), _num("")])
+    else:
+        rows.append(["capacity", *_bytes_cells(report.capacity)])
+        rows.append(["capacity reached", _num(capacity_status(report), ident="capacity-date"),
+                     _num("")])
+    return rows
+
+
+def _round_or_none(value: object) -> int | None:
+    if value is None or pd.isna(value) or not np.isfinite(float(value)):
+        return None
+    return int(round(float(value)))
+
+
+# ----------------------------------------------------------------------------------------------
+# terminal
+
+
+def summary_text(report: Report) -> str:
+    """A short table for the terminal: per repository and the registry total."""
+    s = report.summary
+    lines = [f"{'repository':32} {'tags':>6} {'logical':>11} {'unique':>11} {'exclusive':>11}"]
+    for row in s.itertuples():
+        lines.append(
+            f"{row.repository[:32]:32} {row.tags:>6} {format_bytes(row.logical_bytes):>11}"
+            f" {format_bytes(row.unique_bytes):>11} {format_bytes(row.exclusive_bytes):>11}"
+        )
+    total = s[s["repository"] == TOTAL].iloc[0]
+    lines.append("")
+    lines.append(
+        f"stored (unique blobs): {format_bytes(total.unique_bytes)} = layers "
+        f"{format_bytes(total.layer_bytes)} + configs {format_bytes(total.config_bytes)} + "
+        f"manifests {format_bytes(total.manifest_bytes)}; naive per-tag sum: "
+        f"{format_bytes(total.logical_bytes)} (binary units)"
+    )
+    if report.forecast is not None:
+        attrs = report.forecast.attrs
+        slope = attrs.get("slope_bytes_per_day", np.nan)
+        if np.isfinite(slope):
+            line = (f"growth: {format_bytes(slope * 30)} per 30 days (trend); projected "
+                    f"{format_bytes(attrs.get('projected_bytes'))} on "
+                    f"{_when(attrs.get('horizon_end'), time=False)}")
+            if report.capacity is not None:
+                line += (f"; capacity {format_bytes(report.capacity)}: "
+                         f"{capacity_status(report)}")
+            lines.append(line)
+    if report.stale is not None:
+        days = int(report.stale_after / pd.Timedelta(days=1))
+        lines.append(f"stale (built > {days} days before {_when(report.now)}): "
+                     f"{_distinct_tags(report.stale)} tags, {len(report.stale)} image rows; "
+                     f"{report.unknown_date_rows} rows of unknown date counted apart")
+    if report.scenarios is not None:
+        for r in report.scenarios.itertuples(index=False):
+            lines.append(f"cleanup '{r.policy}': {r.deleted_tags} tags, garbage collection "
+                         f"frees {format_bytes(r.frees_bytes)} (the per-tag sum says "
+                         f"{format_bytes(r.naive_bytes)})")
+    lines.append("files: " + ", ".join(str(p) for p in report.files.values()))
+    return "\n".join(lines)

@@ -1,0 +1,368 @@
+"""The built-in demo registry: a real CNCF Distribution registry on loopback, seeded with a
+realistic synthetic fleet through the registry's own HTTP API.
+
+The fleet (deterministic for a given seed): 12 repositories, about 300 tags over two years
+(ending :data:`ANCHOR`), base layers shared across repositories, dependency layers shared within
+a repository, a small app layer per build; Docker schema 2 and OCI media types; multi-arch
+indexes (one with a buildkit-style attestation); several tags per digest (``latest``,
+``stable``, ``sha-...``); a few reproducible builds dated 1970-01-01; nanosecond and offset
+timestamps; and one repository whose every tag was deleted (it stays in the catalog with
+``"tags": null``). Layers are real gzip-compressed tar files of random bytes, so compressed sizes
+are honest. The stored total stays under about 100 MB.
+
+>>> with DemoRegistry() as demo:                 # doctest: +SKIP
+...     client = demo.client()
+...     tags = ri.tags_frame(client)
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import random
+import tarfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from ..registry import mediatypes as mt
+from ..registry.client import RegistryClient
+from ..registry.names import sha256_digest
+from .server import RegistryServer
+
+#: The newest ``created`` in the fleet; dates spread over the two years before it.
+ANCHOR = datetime(2026, 11, 1, tzinfo=timezone.utc)
+EMPTY_REPOSITORY = "sandbox/scratch"
+
+
+@dataclass(frozen=True)
+class SeededImage:
+    """Ground truth of one (repository, tag, platform) the seeding wrote."""
+
+    repository: str
+    tag: str
+    platform: str
+    digest: str
+    manifest_digest: str
+    config_digest: str
+    created: str
+    layer_size: int
+
+
+@dataclass
+class _Layer:
+    digest: str
+    diff_id: str
+    data: bytes = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class FleetBuilder:
+    """Builds layers, configs, manifests and indexes and pushes them with a RegistryClient
+    (also used by the tests to seed small fleets)."""
+
+    def __init__(self, client: RegistryClient, seed: int):
+        self.client = client
+        self.rng = random.Random(seed)
+        self.images: list[SeededImage] = []
+        self.pushed: dict[str, set[str]] = {}
+        self.home: dict[str, str] = {}
+
+    # -- content -----------------------------------------------------------------------------
+    def layer(self, size: int, name: str) -> _Layer:
+        payload = self.rng.randbytes(size)
+        tar_buf = io.BytesIO()
+        with tarfile.open(fileobj=tar_buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            info = tarfile.TarInfo(f"opt/{name}.bin")
+            info.size, info.mtime, info.mode = len(payload), 0, 0o644
+            tar.addfile(info, io.BytesIO(payload))
+        tar_bytes = tar_buf.getvalue()
+        gz = gzip.compress(tar_bytes, compresslevel=1, mtime=0)
+        return _Layer(sha256_digest(gz), "sha256:" + hashlib.sha256(tar_bytes).hexdigest(), gz)
+
+    def size(self, low: int, high: int) -> int:
+        """A log-uniform size in bytes between low and high."""
+        return int(round(low * (high / low) ** self.rng.random()))
+
+    # -- pushing -----------------------------------------------------------------------------
+    def push_blobs(self, repository: str, blobs: list[tuple[str, bytes]]) -> None:
+        have = self.pushed.setdefault(repository, set())
+        todo = {d: b for d, b in blobs if d not in have}
+
+        def push(item):
+            digest, data = item
+            source = self.home.get(digest)
+            if source and source != repository and self.client.mount_blob(repository, digest,
+                                                                          source):
+                return digest
+            self.client.upload_blob(repository, data, digest)
+            return digest
+
+        self.client.map(push, list(todo.items()))
+        for digest in todo:
+            have.add(digest)
+            self.home.setdefault(digest, repository)
+
+    def image(self, repository: str, layers: list[_Layer], created: str, platform: str,
+              oci: bool, labels: dict) -> tuple[bytes, str, int]:
+        """Push config and layers; return (manifest bytes, config digest, layer bytes)."""
+        os_, arch, *variant = platform.split("/")
+        config = {
+            "architecture": arch, "os": os_, "created": created,
+            "config": {"Labels": labels, "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+            "history": [{"created": created, "created_by": f"layer {i}"}
+                        for i in range(len(layers))],
+        }
+        if variant:
+            config["variant"] = variant[0]
+        config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+        config_digest = sha256_digest(config_bytes)
+        self.push_blobs(repository, [(config_digest, config_bytes)]
+                        + [(layer.digest, layer.data) for layer in layers])
+        layer_type = mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG,
+                       "digest": config_digest, "size": len(config_bytes)},
+            "layers": [{"mediaType": layer_type, "digest": layer.digest, "size": layer.size}
+                       for layer in layers],
+        }
+        raw = json.dumps(manifest, indent=3).encode()
+        return raw, config_digest, sum(layer.size for layer in layers)
+
+    def attestation(self, repository: str, subject: str) -> dict:
+        """Push an in-toto attestation manifest; return its index entry."""
+        statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1",
+                                "subject": [{"digest": {"sha256": subject[7:]}}],
+                                "predicateType": "https://spdx.dev/Document",
+                                "predicate": {"spdxVersion": "SPDX-2.3",
+                                              "packages": self.rng.randint(20, 400)}}).encode()
+        config = b'{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers"}}'
+        self.push_blobs(repository, [(sha256_digest(statement), statement),
+                                     (sha256_digest(config), config)])
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, "digest": sha256_digest(config),
+                       "size": len(config)},
+            "layers": [{"mediaType": mt.IN_TOTO, "digest": sha256_digest(statement),
+                        "size": len(statement),
+                        "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}],
+        }).encode()
+        digest = self.client.put_manifest(repository, sha256_digest(manifest), manifest,
+                                          mt.OCI_MANIFEST)
+        return {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": len(manifest),
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                "vnd.docker.reference.digest": subject}}
+
+    def build(self, repository: str, tags: list[str], platforms: dict[str, list[_Layer]],
+              created: str, oci: bool, attest: bool = False) -> str:
+        """Push one build (single image or index) under ``tags``; return the tag digest."""
+        labels = {"org.opencontainers.image.source": f"https://git.example.com/{repository}"}
+        if len(platforms) == 1:
+            (platform, layers), = platforms.items()
+            raw, cfg, size = self.image(repository, layers, created, platform, oci, labels)
+            media_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
+            digest = sha256_digest(raw)
+            for tag in tags:
+                self.client.put_manifest(repository, tag, raw, media_type)
+                self.images.append(SeededImage(repository, tag, platform, digest, digest, cfg,
+                                               created, size))
+            return digest
+        entries, truth = [], []
+        for platform, layers in platforms.items():
+            raw, cfg, size = self.image(repository, layers, created, platform, oci, labels)
+            media_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
+            digest = self.client.put_manifest(repository, sha256_digest(raw), raw, media_type)
+            os_, arch, *variant = platform.split("/")
+            plat = {"os": os_, "architecture": arch}
+            if variant:
+                plat["variant"] = variant[0]
+            entries.append({"mediaType": media_type, "digest": digest, "size": len(raw),
+                            "platform": plat})
+            truth.append((platform, digest, cfg, size))
+        if attest:
+            entries.append(self.attestation(repository, entries[0]["digest"]))
+        index_type = mt.OCI_INDEX if oci else mt.DOCKER_MANIFEST_LIST
+        index = json.dumps({"schemaVersion": 2, "mediaType": index_type,
+                            "manifests": entries}, indent=3).encode()
+        index_digest = sha256_digest(index)
+        for tag in tags:
+            self.client.put_manifest(repository, tag, index, index_type)
+            for platform, digest, cfg, size in truth:
+                self.images.append(SeededImage(repository, tag, platform, index_digest, digest,
+                                               cfg, created, size))
+        return index_digest
+
+
+def _timestamp(moment: datetime, style: int) -> str:
+    """RFC 3339 in the styles real builders write: Z, nanoseconds, or a numeric offset."""
+    if style == 0:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if style == 1:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}123Z"
+    local = moment.astimezone(timezone(timedelta(hours=2)))
+    return local.strftime("%Y-%m-%dT%H:%M:%S+02:00")
+
+
+#: (repository, base, number of builds, multi-arch, OCI media types, attestation)
+APPS = [
+    ("payments/api", "alpine", 40, False, True, False),
+    ("payments/worker", "alpine", 34, False, False, False),
+    ("storefront/web", "debian", 38, True, True, True),
+    ("storefront/search", "debian", 30, False, False, False),
+    ("data/etl", "python", 36, False, True, False),
+    ("data/notebooks", "python", 22, False, False, False),
+    ("ml/trainer", "python", 26, True, False, False),
+    ("tools/ci-runner", "debian", 28, False, True, False),
+]
+
+
+def seed(client: RegistryClient, seed: int = 7) -> list[SeededImage]:
+    """Push the demo fleet into the registry behind ``client``; return what was written.
+
+    Returns
+    -------
+    list of SeededImage
+        One per (repository, tag, platform): digest the tag points to, platform manifest
+        digest, config digest, ``created`` as written, layer bytes (compressed).
+    """
+    fleet = FleetBuilder(client, seed)
+    rng = fleet.rng
+    start = ANCHOR - timedelta(days=730)
+    bases = {
+        ("alpine", "amd64"): fleet.layer(fleet.size(2_500_000, 3_200_000), "alpine-amd64"),
+        ("alpine", "arm64"): fleet.layer(fleet.size(2_300_000, 3_000_000), "alpine-arm64"),
+        ("debian", "amd64"): fleet.layer(fleet.size(5_000_000, 6_500_000), "debian-amd64"),
+        ("debian", "arm64"): fleet.layer(fleet.size(4_800_000, 6_000_000), "debian-arm64"),
+    }
+    python_rt = {arch: fleet.layer(fleet.size(3_000_000, 4_000_000), f"python-{arch}")
+                 for arch in ("amd64", "arm64")}
+
+    def stack(base: str, arch: str) -> list[_Layer]:
+        if base == "python":
+            return [bases[("debian", arch)], python_rt[arch]]
+        return [bases[(base, arch)]]
+
+    # base images
+    old = _timestamp(start + timedelta(days=3), 0)
+    fleet.build("base/alpine", ["3.20", "latest"],
+                {f"linux/{a}": stack("alpine", a) for a in ("amd64", "arm64")},
+                _timestamp(start + timedelta(days=20), 0), oci=True)
+    fleet.build("base/alpine", ["3.19"], {"linux/amd64": stack("alpine", "amd64")}, old,
+                oci=True)
+    fleet.build("base/debian", ["bookworm", "12", "latest"],
+                {"linux/amd64": stack("debian", "amd64")},
+                _timestamp(start + timedelta(days=10), 2), oci=False)
+    fleet.build("base/python", ["3.12", "latest"],
+                {"linux/amd64": stack("python", "amd64")},
+                _timestamp(start + timedelta(days=40), 1), oci=False)
+
+    for repository, base, builds, multiarch, oci, attest in APPS:
+        first = start + timedelta(days=rng.randint(0, 200))
+        step = (ANCHOR - first) / builds
+        deps: dict[str, _Layer] = {}
+        archs = ("amd64", "arm64") if multiarch else ("amd64",)
+        reproducible = repository == "tools/ci-runner"
+        digests = []
+        for n in range(builds):
+            moment = first + step * n + timedelta(minutes=rng.randint(0, 600))
+            if n == builds - 1:
+                moment = ANCHOR - timedelta(hours=rng.randint(1, 48))
+            created = ("1970-01-01T00:00:00Z" if reproducible and n % 9 == 4
+                       else _timestamp(moment, n % 3))
+            if n % 8 == 0:
+                deps = {a: fleet.layer(fleet.size(200_000, 1_000_000), f"{repository}-deps{n}-{a}")
+                        for a in archs}
+            platforms = {}
+            for a in archs:
+                app = fleet.layer(fleet.size(4_000, 300_000), f"{repository}-app{n}-{a}")
+                platforms[f"linux/{a}"] = stack(base, a) + [deps[a], app]
+            version = f"1.{n // 10}.{n % 10}"
+            tags = [version]
+            if rng.random() < 0.25:
+                tags.append(f"sha-{hashlib.sha1(f'{repository}{n}'.encode()).hexdigest()[:7]}")
+            digest = fleet.build(repository, tags, platforms, created, oci,
+                                 attest=attest and n >= builds - 3)
+            digests.append((tags, digest))
+        # moving tags: latest = newest build, stable = the one before
+        for alias, (_tags, _digest) in (("latest", digests[-1]), ("stable", digests[-2])):
+            top = client.manifest(repository, _tags[0])
+            client.put_manifest(repository, alias, top.raw, top.media_type)
+            for image in [i for i in fleet.images
+                          if i.repository == repository and i.tag == _tags[0]]:
+                fleet.images.append(SeededImage(repository, alias, image.platform, image.digest,
+                                                image.manifest_digest, image.config_digest,
+                                                image.created, image.layer_size))
+
+    # a repository whose every tag was deleted: same bytes as a live image, so nothing extra
+    # stays on disk; it remains in the catalog with "tags": null
+    top = client.manifest("base/debian", "bookworm")
+    for layer in top.layers + [top.config]:
+        fleet.push_blobs(EMPTY_REPOSITORY, [(layer.digest, b"")])
+    client.put_manifest(EMPTY_REPOSITORY, "tmp", top.raw, top.media_type)
+    client.delete(EMPTY_REPOSITORY, digest=top.digest)
+    return fleet.images
+
+
+class DemoRegistry:
+    """A seeded demo registry (context manager): starts, seeds, stops and cleans up.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the fleet; the same seed writes the same digests.
+    storage_dir : path, optional
+        Keep the registry's storage there (default: a temporary directory, removed on stop).
+
+    Attributes
+    ----------
+    server : RegistryServer
+    url : str
+    images : list of SeededImage
+        What the seeding wrote.
+
+    Raises
+    ------
+    RegistryBinaryNotFound
+        When Debian's ``docker-registry`` is not installed (the message says how to install it).
+    """
+
+    def __init__(self, seed: int = 7, storage_dir=None):
+        self.seed = seed
+        self.server = RegistryServer(storage_dir)
+        self.images: list[SeededImage] = []
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self, **kwargs) -> RegistryClient:
+        """A RegistryClient for the demo registry (keyword arguments go to the client)."""
+        return RegistryClient(self.url, **kwargs)
+
+    def start(self) -> DemoRegistry:
+        self.server.start()
+        with RegistryClient(self.url, cache=None) as client:
+            self.images = seed(client, self.seed)
+        return self
+
+    def stop(self) -> None:
+        """Stop the registry and remove its storage, configuration and log."""
+        self.server.close()
+
+    def __enter__(self) -> DemoRegistry:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

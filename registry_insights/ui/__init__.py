@@ -1,0 +1,2 @@
+"""What people look at in a notebook: matplotlib plots (``plots``) and the ``TagBrowser``
+ipywidget (``widgets``)."""
