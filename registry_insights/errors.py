@@ -1,7 +1,7 @@
 """Exceptions raised by registry_insights.
 
 Every failure of a registry request is a :class:`RegistryError` (or a subclass), built in one place
-(:func:`registry_insights.transport.check_response`) from the OCI error body
+(:func:`registry_insights.registry.responses.check_response`) from the OCI error body
 ``{"errors": [{"code", "message", "detail"}]}`` (OCI distribution-spec, "Error Codes").
 Messages name the method, the URL (never credentials or tokens), the HTTP status and the
 registry's error code.
@@ -67,7 +67,14 @@ class RegistryError(RegistryInsightsError):
         if code:
             parts.append(code)
         prefix = ": ".join([" ".join(parts)]) if parts else ""
+        self.message = message
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+    def rewrap(self, message: str, cls: type[RegistryError] | None = None) -> RegistryError:
+        """The same request, status, code and error entries under a new ``message`` (and
+        class, default this one's): for errors that say what a failure means to the caller."""
+        return (cls or type(self))(message, method=self.method, url=self.url,
+                                   status=self.status, code=self.code, errors=self.errors)
 
 
 class Unauthorized(RegistryError):
@@ -103,3 +110,11 @@ class InvalidResponse(RegistryError):
 
 class CatalogUnavailable(RegistryError):
     """The registry offers no ``/v2/_catalog`` to this identity: pass repositories explicitly."""
+
+
+class CredentialHelperError(RegistryInsightsError):
+    """A docker credential helper failed (not 'credentials not found')."""
+
+
+class ConfirmationRequired(RegistryInsightsError):
+    """A delete was asked for without the confirmation ticked: nothing was deleted."""

@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..frames.schema import BLOBS_SCHEMA, coerce, empty
 from ..registry import mediatypes as mt
+from ..registry.delete_plan import plan_deletes
 from .retention import DELETE
 from .storage import TOTAL, referenced_blobs
 
@@ -72,37 +73,42 @@ def _deleted_tags(plan: pd.DataFrame) -> set[tuple[str, str]]:
     return set(zip(_text(rows["repository"]), _text(rows["tag"])))
 
 
+def repository_graphs(tags: pd.DataFrame) -> dict[str, tuple[dict[str, str], dict[str, set]]]:
+    """Per repository, what the delete planner needs: tag -> digest, and index digest -> the
+    manifest digests it lists, from the rows of a tags frame."""
+    graphs: dict[str, tuple[dict[str, str], dict[str, set]]] = {}
+    if not len(tags):
+        return graphs
+    is_index = tags["media_type"].isin(list(mt.INDEXES)).fillna(False).tolist()
+    for repo, name, top, kid, index in zip(
+            _text(tags["repository"]), _text(tags["tag"]), _text(tags["digest"]),
+            _text(tags["manifest_digest"]), is_index):
+        if repo is None or name is None or not top:
+            continue
+        tag_map, children = graphs.setdefault(repo, ({}, {}))
+        tag_map[name] = top
+        if index and kid:
+            children.setdefault(top, set()).add(kid)
+    return graphs
+
+
 def deleted_manifests(tags: pd.DataFrame, plan: pd.DataFrame,
                       children: bool = True) -> set[tuple[str, str]]:
-    """``(repository, digest)`` of the manifests applying ``plan`` deletes.
-
-    A digest goes when every tag of the repository on it is deleted and no surviving index of
-    the repository lists it (otherwise its tags are removed alone and the manifest stays, as
-    ``RegistryClient.delete_many`` does). With ``children``, the platform manifests of deleted
-    indexes go too, unless a surviving tag of the repository reaches them (directly or through
-    a surviving index).
+    """``(repository, digest)`` of the manifests applying ``plan`` deletes, by the one delete
+    rule (:func:`~registry_insights.registry.delete_plan.plan_deletes`, what
+    ``RegistryClient.delete_many`` does): a digest goes when every tag of the repository on it
+    is deleted and no surviving tag reaches it; with ``children``, what deleted indexes list
+    goes too unless a surviving tag reaches it.
     """
-    gone_tags = _deleted_tags(plan)
-    if not len(tags):
-        return set()
-    repos, names = _text(tags["repository"]), _text(tags["tag"])
-    tops, kids = _text(tags["digest"]), _text(tags["manifest_digest"])
-    is_index = tags["media_type"].isin(list(mt.INDEXES)).fillna(False).tolist()
-    children_of: dict[str, set[str]] = {}
-    for top, kid, index in zip(tops, kids, is_index):
-        if index and top and kid:
-            children_of.setdefault(top, set()).add(kid)
-    surviving, doomed = set(), set()
-    for repo, name, top in zip(repos, names, tops):
-        if top:
-            (doomed if (repo, name) in gone_tags else surviving).add((repo, top))
-    reached = set(surviving)
-    for repo, top in surviving:
-        reached |= {(repo, kid) for kid in children_of.get(top, ())}
-    doomed -= reached  # a surviving index lists it: its tags are removed alone
-    if children:
-        for repo, top in list(doomed):
-            doomed |= {(repo, kid) for kid in children_of.get(top, ())} - reached
+    asked_in: dict[str, list[str]] = {}
+    for repo, tag in _deleted_tags(plan):
+        asked_in.setdefault(repo, []).append(tag)
+    doomed: set[tuple[str, str]] = set()
+    for repo, (tag_map, kids) in repository_graphs(tags).items():
+        asked = asked_in.get(repo)
+        if asked:
+            planned = plan_deletes(tag_map, kids, asked, with_children=children)
+            doomed |= {(repo, d) for d in planned.deleted}
     return doomed
 
 

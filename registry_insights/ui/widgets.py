@@ -26,7 +26,7 @@ import pandas as pd
 from ..analysis.reclaim import deleted_manifests, reclaimable
 from ..analysis.retention import AGE_FLOOR, DELETE, KEEP, PLAN_SCHEMA, collapse_platforms
 from ..analysis.storage import TOTAL
-from ..errors import CatalogUnavailable, RegistryInsightsError
+from ..errors import CatalogUnavailable, ConfirmationRequired
 from ..frames.inventory import fetch_inventory
 from ..frames.schema import coerce
 from ..registry.client import DeleteResult, RegistryClient
@@ -43,9 +43,6 @@ _ALL = ""  # the repository dropdown's "every repository" value
 _NBSP = "\u00a0"
 _CSS_CLASS = "registry-insights-tags"
 
-
-class ConfirmationRequired(RegistryInsightsError):
-    """A delete was asked for without the confirmation ticked: nothing was deleted."""
 
 
 Pair = tuple[str, str]

@@ -116,13 +116,13 @@ def test_refused_token_is_dropped_and_fetched_once(token_registry, tmp_path):
         push_fleet(client, "refused", repositories=1, tags=1, index_every=0)
         client.tags("refused/r0")
         transport = client._transport
-        key = transport._token_key(("repository:refused/r0:pull",))
+        key = transport.auth.token_key(("repository:refused/r0:pull",))
         stale = Token(value="not-a-valid-jwt", expires_in=300, obtained=time.monotonic())
-        transport.tokens._tokens[key] = stale
+        transport.auth.tokens._tokens[key] = stale
         tokens_before = client.request_counts["token"]
         assert client.tags("refused/r0") == ["latest", "v0"]
         assert client.request_counts["token"] == tokens_before + 1
-        assert transport.tokens.peek(key) is not stale
+        assert transport.auth.tokens.peek(key) is not stale
 
 
 def test_basic_auth_sends_credentials_without_tokens(basic_registry, tmp_path):
@@ -207,7 +207,7 @@ def test_secrets_stay_out_of_cache_and_logs(token_registry, tmp_path, caplog):
     with make_client(token_registry, tmp_path, verbose=True) as client:
         push_fleet(client, "secret", repositories=1, tags=1, index_every=0)
         ri.tags_frame(client, repositories=["secret/r0"], progress=False)
-        tokens = [t.value for t in client._transport.tokens._tokens.values()]
+        tokens = [t.value for t in client._transport.auth.tokens._tokens.values()]
     assert tokens
     files = list((tmp_path / "cache").glob("*.sqlite*"))
     assert files

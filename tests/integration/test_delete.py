@@ -8,7 +8,7 @@ import pytest
 
 import registry_insights as ri
 from registry_insights.analysis.storage import TOTAL
-from registry_insights.registry.client import EMPTY_JSON_DIGEST
+from registry_insights.registry.deletes import EMPTY_JSON_DIGEST
 from registry_insights.testing.demo import DemoRegistry, FleetBuilder
 
 pytestmark = pytest.mark.integration

@@ -65,7 +65,7 @@ def test_token_json_variants(token_registry, wire_fleet, fields, omit):
     token_registry.token_server.omit_expires_in = omit
     with client_for(token_registry.url, token_registry) as client:
         assert client.tags("wire/r1") == ["latest", "v0", "v1", "v2"]
-        token = next(iter(client._transport.tokens._tokens.values()))
+        token = next(iter(client._transport.auth.tokens._tokens.values()))
         assert token.expires_in == (60.0 if omit else 300.0)
 
 

@@ -18,16 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ...errors import RegistryInsightsError
+from ...errors import CredentialHelperError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _DOCKER_HUB_HOSTS = {
     "docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com",
 }
 
-
-class CredentialHelperError(RegistryInsightsError):
-    """A docker credential helper failed (not 'credentials not found')."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,111 @@
+"""Answers into values or errors: the one choke point that turns an error answer into a typed
+:class:`~registry_insights.errors.RegistryError` (:func:`check_response`), URL redaction for
+anything shown, and bounded reads of bodies that are not content (errors, tokens).
+
+OCI distribution-spec, "Error Codes": an error body is ``{"errors": [{"code", "message",
+"detail"}]}``; other bodies (HTML from a proxy, text) are quoted by their first bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from .. import errors
+
+#: Bytes read at most of an error or token body (go-containerregistry reads 64 KiB too).
+MAX_SMALL_BODY = 64 * 1024
+_SECRET_PARAMS = {"access_token", "token", "password", "refresh_token", "client_secret"}
+
+
+def read_bounded(response: requests.Response, limit: int = MAX_SMALL_BODY) -> bytes:
+    """At most ``limit`` bytes of the body; a streamed body is read no further than that."""
+    if getattr(response, "_content_consumed", True) or getattr(response, "raw", None) is None:
+        return (response.content or b"")[:limit]
+    try:
+        data = response.raw.read(limit, decode_content=True)
+    except Exception:  # a broken stream: the status alone must do
+        data = b""
+    response.close()
+    return data or b""
+
+
+_CODE_CLASSES = {
+    "UNAUTHORIZED": errors.Unauthorized,
+    "DENIED": errors.Denied,
+    "NAME_UNKNOWN": errors.NotFound,
+    "MANIFEST_UNKNOWN": errors.NotFound,
+    "BLOB_UNKNOWN": errors.NotFound,
+    "UNSUPPORTED": errors.Unsupported,
+    "TOOMANYREQUESTS": errors.TooManyRequests,
+}
+_STATUS_CLASSES = {
+    401: errors.Unauthorized,
+    403: errors.Denied,
+    404: errors.NotFound,
+    405: errors.Unsupported,
+    429: errors.TooManyRequests,
+}
+
+
+def redact_url(url: str) -> str:
+    """The URL with userinfo removed and secret query parameters replaced by ``<redacted>``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode(
+        [(k, "<redacted>" if k.lower() in _SECRET_PARAMS else v)
+         for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe=":/*,<>",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def network_reason(exc: requests.RequestException, timeout: float) -> str:
+    """A short reason for a failed connection (no URL: the error names it already)."""
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s (timeout)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed (is it plain http? then use http:// or --insecure)"
+    for marker, reason in (("Connection refused", "connection refused (nothing listens there)"),
+                           ("Name or service not known", "unknown host name"),
+                           ("Max retries exceeded", "gave up after retries")):
+        if marker in text:
+            return reason
+    return type(exc).__name__
+
+
+def check_response(response: requests.Response, ok=(200,)) -> requests.Response:
+    """Return ``response`` if its status is in ``ok``; else raise the matching RegistryError.
+
+    The OCI error body ``{"errors": [{"code", "message", "detail"}]}`` gives the code and message
+    (OCI distribution-spec, "Error Codes"); other bodies are quoted by their first bytes.
+    """
+    status = response.status_code
+    if status in ok:
+        return response
+    method = response.request.method if response.request is not None else None
+    url = redact_url(response.url or (response.request.url if response.request else ""))
+    entries: list = []
+    body = b""
+    try:
+        body = read_bounded(response)
+        parsed = json.loads(body) if body else {}
+        if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
+            entries = [e for e in parsed["errors"] if isinstance(e, dict)]
+    except (ValueError, requests.RequestException):
+        pass
+    code = str(entries[0].get("code")) if entries and entries[0].get("code") else None
+    if entries:
+        message = "; ".join(
+            str(e.get("message") or e.get("code") or "") for e in entries
+        ) or "error"
+    else:
+        snippet = body[:120].decode("utf-8", errors="replace").strip()
+        message = f"unexpected answer: {snippet!r}" if snippet else (response.reason or "error")
+    cls = _CODE_CLASSES.get(code or "", None) or _STATUS_CLASSES.get(status, errors.RegistryError)
+    if status == 405:
+        cls = errors.Unsupported
+    raise cls(message, method=method, url=url, status=status, code=code, errors=entries)

@@ -1,0 +1,139 @@
+"""The walk: the details of many tags (manifests, platform manifests, configs), pipelined.
+
+OCI image-spec "Image Manifest", "Image Index" and "Image Configuration"; requests are the
+protocol's minimum: one manifest per tag, one per platform manifest of an index, one config
+blob per distinct config digest (shared configs are fetched once, even concurrently).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..progress import progress_bar
+from . import mediatypes as mt
+from .models import UNKNOWN_PLATFORM, Descriptor, ImageDetails, Manifest, TagDetails
+from .names import validate_repository, validate_tag
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+
+
+def image_config(manifest: Manifest, entry: Descriptor | None) -> Descriptor | None:
+    """The config blob an image row reads: images only (not attestations), image config
+    media types only; None otherwise."""
+    cfg = manifest.config
+    if entry is not None and entry.is_attestation:
+        return None
+    if cfg is None or not cfg.digest or cfg.media_type not in mt.IMAGE_CONFIGS:
+        return None
+    return cfg
+
+def image_details(client: RegistryClient, repository: str, manifest: Manifest,
+                  descriptor: Descriptor | None) -> ImageDetails:
+    """One image row's facts: platform, manifest, config (fetched once per digest), layers."""
+    is_image = not (descriptor is not None and descriptor.is_attestation)
+    if manifest.is_schema1:
+        arch = manifest.data.get("architecture") or "unknown"
+        return ImageDetails(f"linux/{arch}", manifest.digest, manifest.media_type,
+                            manifest.size, None, None, {}, (), None, is_image)
+    cfg = manifest.config
+    wanted = image_config(manifest, descriptor)
+    config: dict = client.config(repository, wanted) if wanted is not None else {}
+    if descriptor is not None and descriptor.platform is not None:
+        platform_text = str(descriptor.platform)
+    elif config.get("os") and config.get("architecture"):
+        platform_text = "/".join(p for p in (config["os"], config["architecture"],
+                                             config.get("variant")) if p)
+    else:
+        platform_text = str(UNKNOWN_PLATFORM)
+    return ImageDetails(
+        platform=platform_text,
+        manifest_digest=manifest.digest,
+        manifest_media_type=manifest.media_type,
+        manifest_size=manifest.size,
+        config_digest=cfg.digest if cfg else None,
+        config_size=cfg.size if cfg else None,
+        config=config,
+        layers=tuple(manifest.layers),
+        layer_size=manifest.layer_size,
+        is_image=is_image,
+    )
+
+
+def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
+                  progress=None) -> list[TagDetails]:
+    """:meth:`RegistryClient.tag_details` for many (repository, tag) pairs, concurrently, in
+    input order.
+
+    Requests: one manifest per tag, one per platform manifest of an index, one config blob
+    per distinct config digest (shared configs are fetched once, even concurrently). The
+    walk is pipelined: a tag's platform manifests and config are asked for as soon as its
+    manifest arrives, on the same ``max_workers`` threads, with no stage waiting for
+    another.
+    """
+    pairs = list(pairs)
+    for repository, tag in pairs:
+        validate_repository(repository)
+        validate_tag(tag)
+    if not pairs:
+        return []
+    client.plan_repositories(r for r, _ in pairs)
+    tops: dict[int, Manifest] = {}
+    children: dict[tuple[str, str], Manifest] = {}
+    started: set = set()
+    guard = threading.Lock()
+    bar = progress_bar(len(pairs), "tags", progress)
+    pipeline = client.workers.pipeline()
+
+    def first_time(key) -> bool:
+        with guard:
+            if key in started:
+                return False
+            started.add(key)
+            return True
+
+    def want_config(repository: str, manifest: Manifest, entry: Descriptor | None) -> None:
+        cfg = image_config(manifest, entry)
+        if (cfg is not None and cfg.digest not in client._configs
+                and first_time(("config", cfg.digest))):
+            pipeline.submit(client.config, repository, cfg)
+
+    def fetch_child(repository: str, entry: Descriptor) -> None:
+        manifest = client.manifest(repository, entry.digest)
+        children[(repository, entry.digest)] = manifest
+        want_config(repository, manifest, entry)
+
+    def fetch_top(i: int, repository: str, tag: str) -> None:
+        top = client.manifest(repository, tag)
+        tops[i] = top
+        bar.update(1)
+        if top.is_index:
+            for entry in top.manifests:
+                if first_time(("child", repository, entry.digest)):
+                    pipeline.submit(fetch_child, repository, entry)
+        else:
+            want_config(repository, top, None)
+
+    try:
+        for i, (repository, tag) in enumerate(pairs):
+            pipeline.submit(fetch_top, i, repository, tag)
+        pipeline.wait()
+    finally:
+        bar.close()
+    out = []
+    for i, (repository, tag) in enumerate(pairs):
+        top = tops[i]
+        if top.is_index:
+            images = [image_details(client, repository, children[(repository, d.digest)], d)
+                      for d in top.manifests]
+        else:
+            images = [image_details(client, repository, top, None)]
+        out.append(TagDetails(
+            repository=repository, tag=tag, digest=top.digest, media_type=top.media_type,
+            size=top.size, manifest=top,
+            images=tuple(i for i in images if i.is_image),
+            others=tuple(i for i in images if not i.is_image),
+        ))
+    return out

@@ -1,0 +1,109 @@
+"""The client's worker threads: an ordered ``map`` and a pipeline of tasks that submit tasks.
+
+Work started on a worker thread that would submit more work to the same pool runs inline
+instead, so a bounded pool never deadlocks on nested calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from ..progress import progress_bar
+
+_worker = threading.local()
+
+
+class WorkerPool:
+    """``max_workers`` threads, started on first use; thread safe."""
+
+    def __init__(self, max_workers: int):
+        self.max_workers = max(int(max_workers), 1)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def in_pool(self) -> bool:
+        """True on one of this pool's threads (nested work then runs inline)."""
+        return getattr(_worker, "pool", None) is self
+
+    def executor(self) -> ThreadPoolExecutor | None:
+        """The executor, or None where work must run inline (one worker, or on a worker)."""
+        if self.max_workers == 1 or self.in_pool():
+            return None
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.max_workers, thread_name_prefix="registry",
+                    initializer=lambda: setattr(_worker, "pool", self))
+            return self._executor
+
+    def map(self, fn: Callable, items: Iterable, progress=None, desc: str = "") -> list:
+        """``[fn(item) for item in items]`` run on the threads, in input order."""
+        items = list(items)
+        if not items:
+            return []
+        bar = progress_bar(len(items), desc, progress) if desc else None
+        executor = self.executor() if len(items) > 1 else None
+        futures = [executor.submit(fn, item) for item in items] if executor else None
+        out = []
+        try:
+            for k, item in enumerate(items):
+                out.append(futures[k].result() if futures else fn(item))
+                if bar:
+                    bar.update(1)
+        finally:
+            if bar:
+                bar.close()
+        return out
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self.executor())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+
+class Pipeline:
+    """Tasks that may submit more tasks, on one executor; :meth:`wait` returns when none is
+    left. Workers never wait for other tasks (no deadlock on a bounded pool); after the first
+    error the tasks still queued are skipped and :meth:`wait` raises that error."""
+
+    def __init__(self, executor: ThreadPoolExecutor | None):
+        self._executor = executor  # None: run each task inline, at once
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._error: BaseException | None = None
+
+    def submit(self, fn: Callable, *args) -> None:
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+        if self._executor is None:
+            self._run(fn, args)
+        else:
+            self._executor.submit(self._run, fn, args)
+
+    def _run(self, fn: Callable, args: tuple) -> None:
+        try:
+            if self._error is None:
+                fn(*args)
+        except BaseException as exc:  # handed to wait()
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+        finally:
+            with self._lock:
+                self._pending -= 1
+                if self._pending == 0:
+                    self._idle.set()
+
+    def wait(self) -> None:
+        self._idle.wait()
+        if self._error is not None:
+            raise self._error
