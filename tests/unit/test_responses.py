@@ -1,4 +1,4 @@
-"""Unit tests of the pure helpers of the transport module: URL redaction, error mapping.
+"""Unit tests of the pure helpers of the responses module: URL redaction, error mapping.
 
 Responses are built by hand; nothing here touches the network.
 """
@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from registry_insights import errors
-from registry_insights.registry.transport import check_response, redact_url
+from registry_insights.registry.responses import check_response, redact_url
 
 SECRET = "tok3n-s3cret-value"
 HEX = "ab" * 32
