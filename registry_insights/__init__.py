@@ -8,6 +8,8 @@ would free.
 
 from __future__ import annotations
 
+import logging
+
 from .errors import (
     CatalogUnavailable,
     Denied,
@@ -27,6 +29,9 @@ from .registry.names import parse_reference
 from .units import format_bytes, parse_bytes
 
 __version__ = "0.1.0"
+
+# A library adds no output of its own: the CLI and ``RegistryClient(verbose=True)`` configure it.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _FRAME_NAMES = {
     "tags_frame": "frames.inventory",

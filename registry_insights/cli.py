@@ -281,12 +281,12 @@ def _cleanup(client, args) -> int:
           f"{'per-tag sum':>12} {'GC frees':>12}")
     for row in summary.itertuples():
         print(f"{row.repository:<32} {row.tags:>6} {row.deleted_tags:>6} "
-              f"{row.deleted_manifests:>9} {format_bytes(row.naive_bytes):>12} "
+              f"{row.deleted_manifests:>9} {format_bytes(row.logical_bytes):>12} "
               f"{format_bytes(row.reclaimable_bytes):>12}")
     total = summary[summary["repository"] == TOTAL].iloc[0]
     print(f"garbage collection would free {format_bytes(total['reclaimable_bytes'])} "
           f"({int(total['reclaimable_bytes'])} bytes); the per-tag sum of the deleted tags "
-          f"says {format_bytes(total['naive_bytes'])}")
+          f"says {format_bytes(total['logical_bytes'])}")
     if not complete:
         print("note: the catalog could not be read, so blobs other repositories share were "
               "not seen: the registry may free less")

@@ -79,3 +79,13 @@ def parse_bytes(text: str | int | float) -> int:
         raise ValueError(f"{text!r} is not a size: give bytes or a number with a unit such as "
                          "'500GiB' (binary, 1024) or '2TB' (decimal, 1000)")
     return int(round(number * _UNIT_FACTORS[unit]))
+
+
+def short_digest(digest: object, missing: str = "") -> str:
+    """``sha256:`` and the first 12 hex digits (what ``docker images`` shows, with the
+    algorithm kept); other algorithms cut to 19 characters; None or NA gives ``missing``."""
+    if digest is None or digest != digest or str(digest) in ("", "<NA>"):
+        return missing
+    text = str(digest)
+    algorithm, _, hexits = text.partition(":")
+    return f"{algorithm}:{hexits[:12]}" if hexits else text[:19]

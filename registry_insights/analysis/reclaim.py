@@ -20,7 +20,7 @@ Consequences the figures follow:
   :meth:`RegistryClient.delete <registry_insights.client.RegistryClient.delete>` does by
   default: the platform manifests no remaining tag of the repository reaches).
 - A blob is freed only when no surviving manifest in *any* repository references it, so shared
-  base layers free nothing, and the per-tag sum of layer sizes (``naive_bytes``) overstates the
+  base layers free nothing, and the per-tag sum of layer sizes (``logical_bytes``) overstates the
   space by far.
 - ``--delete-untagged`` on Distribution 2.8.2 also deletes the platform manifests of *tagged*
   indexes (they carry no tag of their own), which breaks every multi-arch image; these figures
@@ -37,31 +37,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..frames.schema import BLOBS_SCHEMA, coerce, empty
+from ..frames.schema import BLOBS_SCHEMA, RECLAIM_SCHEMA, coerce, empty, image_rows
 from ..registry import mediatypes as mt
 from ..registry.delete_plan import plan_deletes
 from .retention import DELETE
 from .storage import TOTAL, referenced_blobs
-
-#: One row per repository, then :data:`~registry_insights.analysis.TOTAL`. ``tags``: tags in
-#: the frame; ``deleted_tags``: tags the plan deletes; ``deleted_manifests``: manifests deleted
-#: by digest (tagged digests, plus platform manifests of deleted indexes with ``children``);
-#: ``naive_bytes``: sum of ``layer_size`` over the deleted (tag, platform) rows;
-#: ``reclaimable_bytes``: distinct blobs the GC frees that the repository referenced (on the
-#: total row: distinct registry-wide, so repositories can add up to more than it, when a freed
-#: blob was shared); ``layer_bytes``, ``config_bytes``, ``manifest_bytes`` (indexes included):
-#: the reclaimable bytes by kind. All sizes in bytes.
-RECLAIM_SCHEMA: dict[str, str] = {
-    "repository": "string",
-    "tags": "Int64",
-    "deleted_tags": "Int64",
-    "deleted_manifests": "Int64",
-    "naive_bytes": "Int64",
-    "reclaimable_bytes": "Int64",
-    "layer_bytes": "Int64",
-    "config_bytes": "Int64",
-    "manifest_bytes": "Int64",
-}
 
 
 def _text(series: pd.Series) -> list:
@@ -177,7 +157,7 @@ def reclaimable(tags: pd.DataFrame, layers: pd.DataFrame, plan: pd.DataFrame,
         :data:`RECLAIM_SCHEMA`: one row per repository (most reclaimable first), then the
         registry-wide row :data:`~registry_insights.analysis.TOTAL`, whose
         ``reclaimable_bytes`` counts each freed blob once and is what the blob storage shrinks
-        by, next to ``naive_bytes``, the per-tag sum people tend to quote.
+        by, next to ``logical_bytes``, the per-tag sum people tend to quote.
 
     Notes
     -----
@@ -189,9 +169,7 @@ def reclaimable(tags: pd.DataFrame, layers: pd.DataFrame, plan: pd.DataFrame,
     freed = freed_blobs(tags, layers, plan, children)
     doomed = deleted_manifests(tags, plan, children)
     gone_tags = _deleted_tags(plan)
-    images = tags
-    if "is_image" in tags.columns and len(tags):
-        images = tags[tags["is_image"].fillna(True).astype(bool)]
+    images = image_rows(tags)
     names = set(_text(tags["repository"])) | {r for r, _t in gone_tags}
     freed = freed.assign(kind_group=freed["kind"].replace({"index": "manifest"}))
     pairs = list(zip(_text(images["repository"]), _text(images["tag"])))
@@ -205,7 +183,7 @@ def reclaimable(tags: pd.DataFrame, layers: pd.DataFrame, plan: pd.DataFrame,
             "repository": name, "tags": len(repo_tags),
             "deleted_tags": len({t for r, t in gone_tags if r == name and t in repo_tags}),
             "deleted_manifests": sum(1 for r, _d in doomed if r == name),
-            "naive_bytes": int(deleted_rows.loc[deleted_rows["repository"] == name,
+            "logical_bytes": int(deleted_rows.loc[deleted_rows["repository"] == name,
                                                 "layer_size"].sum()),
             "reclaimable_bytes": int(b["size"].sum()),
             "layer_bytes": int(by_kind.get("layer", 0)),
@@ -221,7 +199,7 @@ def reclaimable(tags: pd.DataFrame, layers: pd.DataFrame, plan: pd.DataFrame,
         "tags": int(per_repo["tags"].sum()),
         "deleted_tags": int(per_repo["deleted_tags"].sum()),
         "deleted_manifests": int(per_repo["deleted_manifests"].sum()),
-        "naive_bytes": int(per_repo["naive_bytes"].sum()),
+        "logical_bytes": int(per_repo["logical_bytes"].sum()),
         "reclaimable_bytes": int(distinct["size"].sum()),
         "layer_bytes": int(by_kind.get("layer", 0)),
         "config_bytes": int(by_kind.get("config", 0)),

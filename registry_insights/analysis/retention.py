@@ -15,31 +15,11 @@ from datetime import timedelta
 
 import pandas as pd
 
-from ..frames.schema import UTC_NS, coerce, empty
+from ..frames.schema import EARLIEST_KNOWN, PLAN_SCHEMA, UTC_NS, coerce, empty, image_rows, utc
 
 KEEP = "keep"
 DELETE = "delete"
-#: Creation times before this are not ages (reproducible builds write 1970-01-01).
-AGE_FLOOR = pd.Timestamp("1980-01-01", tz="UTC")
 
-#: One row per (repository, tag). ``digest``: what the tag points to; ``platforms``: its
-#: platforms, comma separated; ``created_at``: the newest image's creation (UTC);
-#: ``layer_size``: compressed layer bytes summed over platforms (the naive per-tag size);
-#: ``rank``: 1 for the newest digest among the repository's candidates (NA when not ranked);
-#: ``action``: ``keep`` or ``delete``; ``reason``: why, in words.
-PLAN_SCHEMA: dict[str, str] = {
-    "registry": "string",
-    "repository": "string",
-    "tag": "string",
-    "digest": "string",
-    "media_type": "string",
-    "platforms": "string",
-    "created_at": UTC_NS,
-    "layer_size": "Int64",
-    "rank": "Int64",
-    "action": "string",
-    "reason": "string",
-}
 
 _AGE = re.compile(r"^\s*(\d+)\s*(s|sec|secs|min|mins|h|hours?|d|days?|w|weeks?)\s*$", re.I)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "secs": 1, "min": 60, "mins": 60, "h": 3600, "hour": 3600,
@@ -79,9 +59,6 @@ def _pattern(value, name: str) -> re.Pattern | None:
         raise ValueError(f"{name} {value!r} is not a regular expression: {exc}") from None
 
 
-def _utc(value) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +66,7 @@ def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
     ``created_at`` the newest, ``layer_size`` summed (attestation rows are left out)."""
     frame = tags
     if "is_image" in frame.columns and len(frame):
-        frame = frame[frame["is_image"].fillna(True).astype(bool)]
+        frame = image_rows(frame)
     if not len(frame):
         return empty(PLAN_SCHEMA).drop(columns=["rank", "action", "reason"])
     frame = frame.copy()
@@ -169,7 +146,7 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     keep_re = _pattern(keep_regex, "keep_regex")
     delete_re = _pattern(delete_regex, "delete_regex")
     protected = {protect} if isinstance(protect, str) else set(protect or ())
-    cutoff = None if age is None else (_utc(now) if now is not None
+    cutoff = None if age is None else (utc(now) if now is not None
                                        else pd.Timestamp.now(tz="UTC")) - age
     any_rule = keep_last is not None or age is not None or delete_re is not None
     age_rules = keep_last is not None or age is not None
@@ -185,7 +162,7 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     names = plan["tag"].astype(str).tolist()
     digests = plan["digest"].astype(object).where(plan["digest"].notna(), None).tolist()
     created = list(plan["created_at"])
-    known = [not pd.isna(c) and c >= AGE_FLOOR for c in created]
+    known = [not pd.isna(c) and c >= EARLIEST_KNOWN for c in created]
 
     candidates: list[int] = []
     for i in range(n):

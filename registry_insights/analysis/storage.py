@@ -14,24 +14,12 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from ..frames.schema import BLOBS_SCHEMA, coerce, empty
+from ..frames.schema import BLOBS_SCHEMA, SUMMARY_SCHEMA, coerce, empty, image_rows
 from ..registry import mediatypes as mt
 
 #: The ``repository`` label of the registry-wide row of :func:`storage_summary`.
 TOTAL = "(total)"
 
-SUMMARY_SCHEMA: dict[str, str] = {
-    "repository": "string",
-    "tags": "Int64",
-    "manifests": "Int64",
-    "logical_bytes": "Int64",
-    "unique_bytes": "Int64",
-    "exclusive_bytes": "Int64",
-    "shared_bytes": "Int64",
-    "layer_bytes": "Int64",
-    "config_bytes": "Int64",
-    "manifest_bytes": "Int64",
-}
 
 
 def referenced_blobs(tags: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +89,7 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
           unique bytes by kind.
     """
     blobs = referenced_blobs(tags, layers)
-    images = tags[tags["is_image"].fillna(True).astype(bool)] if len(tags) else tags
+    images = image_rows(tags)
     names = set(blobs["repository"].dropna()) | set(images["repository"].dropna())
     names = sorted(names | set(repositories or ()))
     users = blobs.groupby("digest")["repository"].transform("nunique")

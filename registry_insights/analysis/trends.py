@@ -21,47 +21,21 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from ..frames.schema import LAYERS_SCHEMA, TAGS_SCHEMA, UTC_NS, coerce, empty
+from ..frames.schema import (
+    EARLIEST_KNOWN,
+    FORECAST_SCHEMA,
+    GROWTH_SCHEMA,
+    LAYERS_SCHEMA,
+    SHARED_LAYERS_SCHEMA,
+    TAGS_SCHEMA,
+    UTC_NS,
+    coerce,
+    empty,
+    image_mask,
+    image_rows,
+    utc,
+)
 from ..registry import mediatypes as mt
-
-#: Creation times before this instant are unknown (reproducible builds use the Unix epoch).
-EARLIEST_KNOWN = pd.Timestamp("1980-01-01", tz="UTC").as_unit("ns")
-
-#: :func:`growth`: one row per period, oldest first.
-GROWTH_SCHEMA: dict[str, str] = {
-    "period_start": UTC_NS,
-    "period_end": UTC_NS,
-    "new_bytes": "Int64",
-    "cumulative_bytes": "Int64",
-    "tags_pushed": "Int64",
-    "images": "Int64",
-}
-
-#: :func:`forecast`: history rows, then forecast rows.
-FORECAST_SCHEMA: dict[str, str] = {
-    "date": UTC_NS,
-    "kind": "string",
-    "bytes": "Float64",
-    "trend": "Float64",
-    "lower": "Float64",
-    "upper": "Float64",
-}
-
-#: :func:`age_breakdown` (``age`` is an ordered categorical, youngest bucket first).
-AGE_SCHEMA: dict[str, str] = {
-    "age": "category",
-    "rows": "Int64",
-    "layer_size": "Int64",
-}
-
-#: :func:`shared_layers`.
-SHARED_LAYERS_SCHEMA: dict[str, str] = {
-    "layer_digest": "string",
-    "size": "Int64",
-    "repositories": "Int64",
-    "tags": "Int64",
-    "saved_bytes": "Int64",
-}
 
 #: The quantiles of the forecast band (lower, upper).
 BAND_QUANTILES = (0.10, 0.90)
@@ -125,7 +99,7 @@ def growth(tags: pd.DataFrame, layers: pd.DataFrame, freq: str = "MS") -> pd.Dat
     offset = to_offset(freq)
     tags = coerce(tags, TAGS_SCHEMA)
     layers = coerce(layers, LAYERS_SCHEMA)
-    images = _image_mask(tags)
+    images = image_mask(tags)
     row_date = _row_dates(tags, images)
 
     manifest_date = row_date.groupby(tags["manifest_digest"]).min()
@@ -335,9 +309,9 @@ def tag_ages(tags: pd.DataFrame, now: object = None) -> pd.DataFrame:
         ``age_days`` (``Float64``, days between ``created_at`` and ``now``; NA when the date is
         unknown, negative when ``created_at`` is after ``now``).
     """
-    now = _utc(now)
+    now = utc(now)
     tags = coerce(tags, TAGS_SCHEMA)
-    tags = tags[_image_mask(tags)].reset_index(drop=True)
+    tags = image_rows(tags).reset_index(drop=True)
     age = (now - _known(tags["created_at"])) / _DAY
     return tags.assign(age_days=age.astype("Float64"))
 
@@ -364,7 +338,7 @@ def stale_tags(tags: pd.DataFrame, older_than: str | pd.Timedelta = "180D",
         days), sorted by ``created_at``, then repository, tag and platform.
     """
     older_than = _timedelta(older_than, "older_than")
-    now = _utc(now)
+    now = utc(now)
     aged = tag_ages(tags, now)
     stale = aged[(aged["created_at"] < now - older_than) & aged["age_days"].notna()]
     stale = stale.sort_values(["created_at", "repository", "tag", "platform"], kind="stable")
@@ -469,10 +443,6 @@ def shared_layers(layers: pd.DataFrame, top: int | None = 20) -> pd.DataFrame:
 # helpers
 
 
-def _image_mask(tags: pd.DataFrame) -> pd.Series:
-    """True for image rows (``is_image`` missing counts as an image, as in analysis)."""
-    return tags["is_image"].fillna(True).astype(bool)
-
 
 def _known(times: pd.Series) -> pd.Series:
     """``times`` as UTC, with unknown dates (NaT, before :data:`EARLIEST_KNOWN`) as NaT."""
@@ -554,11 +524,6 @@ def _timedelta(value: str | pd.Timedelta, name: str) -> pd.Timedelta:
     return delta
 
 
-def _utc(now: object) -> pd.Timestamp:
-    """``now`` as a UTC Timestamp (naive means UTC); None is the current time."""
-    stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.as_unit("ns")
 
 
 def _duration_label(delta: pd.Timedelta) -> str:

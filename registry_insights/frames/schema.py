@@ -10,6 +10,45 @@ import pandas as pd
 
 UTC_NS = "datetime64[ns, UTC]"
 
+#: Creation times before this instant are unknown, not ages (reproducible builds write the Unix
+#: epoch; cosign and ``crane append`` write 0001-01-01).
+EARLIEST_KNOWN = pd.Timestamp("1980-01-01", tz="UTC").as_unit("ns")
+
+
+def utc(value: object = None) -> pd.Timestamp:
+    """``value`` as a UTC Timestamp in nanoseconds (naive means UTC); None is the current time.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` is not a time (the message names it).
+    """
+    try:
+        stamp = pd.Timestamp.now(tz="UTC") if value is None else pd.Timestamp(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{value!r} is not a time: give e.g. '2026-11-01T00:00:00Z'") from exc
+    if pd.isna(stamp):
+        raise ValueError(f"{value!r} is not a time: give e.g. '2026-11-01T00:00:00Z'")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    try:
+        return stamp.as_unit("ns")
+    except (ValueError, OverflowError) as exc:  # pandas.errors.OutOfBoundsDatetime
+        raise ValueError(f"{value!r} is outside the times this tool handles "
+                         "(1677 to 2262)") from exc
+
+
+def image_mask(frame: pd.DataFrame) -> pd.Series:
+    """True for the rows of a tags or layers frame that are images: ``is_image`` not False
+    (attestations and other non-image index entries are False; missing counts as an image)."""
+    if "is_image" not in frame.columns:
+        return pd.Series(True, index=frame.index)
+    return frame["is_image"].fillna(True).astype(bool)
+
+
+def image_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The image rows of a tags or layers frame (see :func:`image_mask`)."""
+    return frame[image_mask(frame)] if len(frame) else frame
+
 #: One row per (repository, tag, platform). ``digest``/``media_type``/``size``: what the tag
 #: points to (an image manifest or an index). ``manifest_*``: the platform's own manifest.
 #: ``layer_size``: sum of the compressed layer sizes of that manifest (bytes).
@@ -62,6 +101,99 @@ BLOBS_SCHEMA: dict[str, str] = {
     "size": "Int64",
 }
 
+
+# -- analysis results (analysis/); the CSVs of the report use these columns as they are ----
+
+#: :func:`~registry_insights.analysis.storage.storage_summary`: one row per repository, then
+#: the registry-wide ``(total)`` row; bytes. ``logical_bytes``: the per-tag sum (what naive
+#: tools report); ``unique_bytes``: each blob once, as stored.
+SUMMARY_SCHEMA: dict[str, str] = {
+    "repository": "string",
+    "tags": "Int64",
+    "manifests": "Int64",
+    "logical_bytes": "Int64",
+    "unique_bytes": "Int64",
+    "exclusive_bytes": "Int64",
+    "shared_bytes": "Int64",
+    "layer_bytes": "Int64",
+    "config_bytes": "Int64",
+    "manifest_bytes": "Int64",
+}
+
+#: :func:`growth`: one row per period, oldest first.
+GROWTH_SCHEMA: dict[str, str] = {
+    "period_start": UTC_NS,
+    "period_end": UTC_NS,
+    "new_bytes": "Int64",
+    "cumulative_bytes": "Int64",
+    "tags_pushed": "Int64",
+    "images": "Int64",
+}
+
+#: :func:`forecast`: history rows, then forecast rows.
+FORECAST_SCHEMA: dict[str, str] = {
+    "date": UTC_NS,
+    "kind": "string",
+    "bytes": "Float64",
+    "trend": "Float64",
+    "lower": "Float64",
+    "upper": "Float64",
+}
+
+#: :func:`age_breakdown` (``age`` is an ordered categorical, youngest bucket first).
+AGE_SCHEMA: dict[str, str] = {
+    "age": "category",
+    "rows": "Int64",
+    "layer_size": "Int64",
+}
+
+#: :func:`shared_layers`.
+SHARED_LAYERS_SCHEMA: dict[str, str] = {
+    "layer_digest": "string",
+    "size": "Int64",
+    "repositories": "Int64",
+    "tags": "Int64",
+    "saved_bytes": "Int64",
+}
+
+#: One row per (repository, tag). ``digest``: what the tag points to; ``platforms``: its
+#: platforms, comma separated; ``created_at``: the newest image's creation (UTC);
+#: ``layer_size``: compressed layer bytes summed over platforms (the naive per-tag size);
+#: ``rank``: 1 for the newest digest among the repository's candidates (NA when not ranked);
+#: ``action``: ``keep`` or ``delete``; ``reason``: why, in words.
+PLAN_SCHEMA: dict[str, str] = {
+    "registry": "string",
+    "repository": "string",
+    "tag": "string",
+    "digest": "string",
+    "media_type": "string",
+    "platforms": "string",
+    "created_at": UTC_NS,
+    "layer_size": "Int64",
+    "rank": "Int64",
+    "action": "string",
+    "reason": "string",
+}
+
+#: One row per repository, then :data:`~registry_insights.analysis.TOTAL`. ``tags``: tags in
+#: the frame; ``deleted_tags``: tags the plan deletes; ``deleted_manifests``: manifests deleted
+#: by digest (tagged digests, plus platform manifests of deleted indexes with ``children``);
+#: ``logical_bytes``: sum of ``layer_size`` over the deleted (tag, platform) rows;
+#: ``reclaimable_bytes``: distinct blobs the GC frees that the repository referenced (on the
+#: total row: distinct registry-wide, so repositories can add up to more than it, when a freed
+#: blob was shared); ``layer_bytes``, ``config_bytes``, ``manifest_bytes`` (indexes included):
+#: the reclaimable bytes by kind. All sizes in bytes.
+RECLAIM_SCHEMA: dict[str, str] = {
+    "repository": "string",
+    "tags": "Int64",
+    "deleted_tags": "Int64",
+    "deleted_manifests": "Int64",
+    "logical_bytes": "Int64",
+    "reclaimable_bytes": "Int64",
+    "layer_bytes": "Int64",
+    "config_bytes": "Int64",
+    "manifest_bytes": "Int64",
+}
 
 def empty(schema: dict[str, str]) -> pd.DataFrame:
     """An empty frame with the schema's columns and dtypes."""

@@ -46,10 +46,11 @@ from urllib.parse import urlsplit
 from requests_cache import DO_NOT_CACHE, NEVER_EXPIRE, CachedSession, SQLiteCache
 from requests_cache.backends import BaseCache
 
+from ..settings import DEFAULTS
 from .names import DIGEST_PATTERN
 
 #: Seconds a catalog, tag list or manifest-by-tag answer is served without asking the registry.
-DEFAULT_FRESHNESS = 60.0
+DEFAULT_FRESHNESS = DEFAULTS.freshness
 
 #: Lifetime kinds of :data:`POLICY`.
 IMMUTABLE, MUTABLE = "immutable", "mutable"

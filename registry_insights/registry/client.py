@@ -23,9 +23,10 @@ from ..errors import (
     InvalidResponse,
     RegistryError,
 )
+from ..settings import DEFAULTS
 from . import mediatypes as mt
 from .auth.credentials import resolve_credentials
-from .cache import DEFAULT_FRESHNESS, HttpCache, identity_label
+from .cache import HttpCache, identity_label
 from .deletes import Deleter, DeleteResult
 from .models import Descriptor, Manifest, TagDetails, parse_manifest
 from .names import (
@@ -97,13 +98,13 @@ class RegistryClient:
         password: str | None = None,
         *,
         cache: Any = "default",
-        freshness: float = DEFAULT_FRESHNESS,
-        max_workers: int = 8,
-        timeout: float = 30.0,
+        freshness: float = DEFAULTS.freshness,
+        max_workers: int = DEFAULTS.max_workers,
+        timeout: float = DEFAULTS.timeout,
         verify: bool | str = True,
         insecure: bool = False,
         verbose: bool = False,
-        retries: int = 5,
+        retries: int = DEFAULTS.retries,
     ):
         self.registry = normalize_registry(registry, insecure=insecure)
         self.host = self.registry.split("://", 1)[1]
@@ -224,12 +225,11 @@ class RegistryClient:
             refused = exc.status in (403, 404, 405) or (
                 exc.status == 401 and self._transport.scheme == "bearer")
             if refused and "/v2/_catalog" in (exc.url or ""):
-                raise CatalogUnavailable(
+                raise exc.rewrap(
                     f"the registry offers no catalog to identity "
                     f"{self.credentials.identity!r} ({exc.code or exc.status}); pass the "
                     "repositories explicitly, e.g. tags_frame(client, repositories=[...])",
-                    method="GET", url=exc.url, status=exc.status, code=exc.code,
-                ) from None
+                    CatalogUnavailable) from None
             raise
         return sorted(set(names))
 
@@ -413,21 +413,13 @@ class RegistryClient:
              platform: str | None = None, progress: bool | None = None) -> Path:
         """Pull ``repository:reference`` into an OCI image layout in ``directory``.
 
-        The layout (OCI image-spec, "Image Layout") holds the manifest as received (and, for an
-        index, the index and every platform's manifest, or only the one ``platform`` names,
-        e.g. ``"linux/arm64"``, which ``index.json`` then points to), each config and every
-        layer under ``blobs/sha256/``. Each blob is streamed to a temporary file, its size and
-        sha256 checked, then renamed into place; blobs already present are verified (hashed),
-        not downloaded again, and replaced when corrupt; temporary files left by an
-        interrupted pull are removed, so a pull run again ends identical to a clean one.
-        ``index.json`` gains (or replaces) the entry whose ``org.opencontainers.image.ref.name``
-        is the tag, written atomically once every blob is in place. Several pulls may share
-        one layout.
-
-        Parameters
-        ----------
-        progress : bool, optional
-            A progress bar in bytes (default: on in a terminal or notebook).
+        The layout (OCI image-spec, "Image Layout") gets the manifest as received (for an
+        index: the index and every platform's manifest, or only ``platform``'s, e.g.
+        ``"linux/arm64"``), each config and every layer under ``blobs/sha256/``, each blob
+        verified (size and sha256) before it is renamed into place; ``index.json`` gains the
+        entry named by the tag once every blob is in place. A pull run again resumes; several
+        pulls may share one layout. See :mod:`registry_insights.registry.layout`.
+        ``progress``: a progress bar in bytes (default: on in a terminal or notebook).
 
         Returns
         -------
@@ -515,30 +507,15 @@ class RegistryClient:
                children: bool = True) -> list[str]:
         """Delete one tag, or a manifest by digest; return the tags that went.
 
-        ``tag=`` removes that tag only; the other tags on its digest (its siblings) survive:
-
-        - when no other tag reaches the digest (directly, or through indexes of any depth),
-          the manifest is deleted by digest;
-        - otherwise the OCI tag delete (``DELETE /v2/<name>/manifests/<tag>``) is tried, and
-          where the registry refuses it (CNCF Distribution 2.8 answers 400 ``DIGEST_INVALID``)
-          the tag is moved to a unique throwaway manifest (an OCI manifest with the empty
-          config ``application/vnd.oci.empty.v1+json`` and no layers), which is then deleted by
-          digest. That needs push rights: when the push is refused, :class:`RegistryError` lists
-          the sibling tags and nothing was deleted.
-
-        ``digest=`` deletes the manifest and with it **every tag** of ``repository`` that points
-        to it (OCI distribution-spec, "Deleting manifests"); the list returned names them. An
-        index that lists it as a platform is left with a dangling entry: that is asked for.
-
-        ``children=True``: when an index (multi-arch) goes, the manifests it lists (to any
-        depth) that no remaining tag of the repository reaches are deleted too. CNCF
-        Distribution would otherwise keep them as untagged manifests, and its garbage
-        collection (without ``--delete-untagged``) would free only the index's own bytes.
-
-        The decision rests on a fresh read of every tag-list page and a HEAD per tag (never
-        the cache), repeated right before the DELETE: if the digest gained a tag meanwhile,
-        nothing is deleted. Space is freed only at the registry's next garbage collection.
-        This client's cached answers for the tag list and the affected manifests are dropped.
+        ``tag=`` removes that tag only: its sibling tags (and any index reaching its digest)
+        survive; the manifest is deleted by digest when nothing else reaches it, else the tag
+        alone goes (OCI tag delete, or on CNCF Distribution 2.8 a swap to a throwaway manifest,
+        which needs push rights). ``digest=`` deletes the manifest and **every tag** on it
+        (OCI distribution-spec, "Deleting manifests"). ``children=True``: what a deleted index
+        lists, to any depth, goes too unless a remaining tag reaches it (else the garbage
+        collection frees only the index's bytes). Decided on a fresh read of every tag-list
+        page, re-read right before the DELETE; see :mod:`registry_insights.registry.deletes`.
+        Space is freed only at the registry's next garbage collection.
 
         Raises
         ------
@@ -549,9 +526,8 @@ class RegistryClient:
         Unsupported
             When the registry has deletes disabled (405 ``UNSUPPORTED``); nothing was deleted.
         RegistryError
-            ``tag=`` with siblings on a registry without tag deletion that refuses the throwaway
-            push: the message lists the siblings; nothing was deleted. The digest gained a tag
-            between the read and the delete: nothing was deleted. Denied, Unauthorized.
+            Nothing was deleted: the throwaway push was refused (the message lists the
+            siblings), or the digest gained a tag between the read and the delete.
         """
         return self._deleter.delete(repository, tag, digest, children)
 
@@ -559,23 +535,14 @@ class RegistryClient:
                     progress: bool | None = None) -> list[DeleteResult]:
         """Delete many tags; return one :class:`DeleteResult` per item, in input order.
 
-        Parameters
-        ----------
-        items : iterable of (repository, tag) or (repository, tag, digest)
-            With a digest (what the tag pointed to when the plan was made), a tag that now
-            points elsewhere is left alone (status ``"changed"``).
-        children : bool
-            As in :meth:`delete`: what deleted indexes list (any depth) and no remaining tag
-            reaches is deleted too.
-        progress : bool, optional
-            A progress bar by tag.
-
-        Per repository the tags are read fresh (every page, a HEAD per tag), planned by the
-        one delete rule (:func:`~registry_insights.registry.delete_plan.plan_deletes`), read
-        again right before deleting. Statuses: ``"deleted"``; ``"absent"`` (404: the tag or
-        manifest was already gone, not an error); ``"changed"`` (the tag moved, or its digest
-        gained a tag nobody asked for); ``"failed"`` (the message says why; the other items go
-        on).
+        ``items``: (repository, tag) or (repository, tag, digest); with a digest (what the tag
+        pointed to when the plan was made) a tag that now points elsewhere is left alone.
+        Per repository: one fresh read, one plan by the delete rule
+        (:func:`~registry_insights.registry.delete_plan.plan_deletes`), one re-read right before
+        deleting. Statuses: ``"deleted"``; ``"absent"`` (already gone, not an error);
+        ``"changed"`` (the tag moved, or its digest gained a tag nobody asked for);
+        ``"failed"`` (the message says why; the other items go on). ``children`` as in
+        :meth:`delete`; ``progress``: a progress bar by tag.
 
         Raises
         ------

@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .. import errors
+from ..settings import DEFAULTS
 from .auth.authenticator import Authenticator
 from .auth.credentials import Credentials
 from .cache import HttpCache
@@ -40,7 +41,7 @@ from .responses import check_response, network_reason, redact_url
 log = logging.getLogger("registry_insights")
 
 #: Seconds a ``Retry-After`` may ask us to wait, at most, per retry.
-MAX_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = DEFAULTS.max_retry_after
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Methods retried after a failure; DELETE is not (a lost answer may mean it was done).
 RETRY_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
@@ -91,10 +92,10 @@ class Transport:
         credentials: Credentials,
         cache: HttpCache,
         *,
-        max_workers: int = 8,
-        timeout: float = 30.0,
+        max_workers: int = DEFAULTS.max_workers,
+        timeout: float = DEFAULTS.timeout,
         verify=True,
-        retries: int = 5,
+        retries: int = DEFAULTS.retries,
         backoff_factor: float = 0.5,
     ):
         self.base_url = base_url.rstrip("/")

@@ -41,7 +41,8 @@ import pandas as pd
 from ..analysis import trends
 from ..analysis.storage import TOTAL, storage_summary
 from ..frames.inventory import Inventory
-from ..units import format_bytes, parse_bytes
+from ..frames.schema import image_rows, utc
+from ..units import format_bytes, parse_bytes, short_digest
 
 #: The plots of the report: file stem -> title in the HTML page.
 PLOTS: dict[str, str] = {
@@ -171,12 +172,12 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
     ``repositories`` are listed even without tags; ``registry`` names the registry in the page.
     """
     capacity = None if capacity is None else parse_bytes(capacity)
-    now = _utc(now)
+    now = utc(now)
     stale_after = _duration(stale_after, "stale_after")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
 
-    images = tags[tags["is_image"].fillna(True).astype(bool)].reset_index(drop=True)
+    images = image_rows(tags).reset_index(drop=True)
     summary = storage_summary(tags, layers, repositories)
     grown = trends.growth(tags, layers, freq=freq)
     fitted = trends.forecast(grown, horizon=horizon, capacity=capacity)
@@ -229,15 +230,15 @@ def cleanup_scenarios(tags: pd.DataFrame, layers: pd.DataFrame, now: object = No
 
     Each policy is a :func:`~registry_insights.retention.retention_plan` (``latest``
     protected, a digest a kept tag uses never deleted) priced by
-    :func:`~registry_insights.reclaim.reclaimable`: ``frees_bytes`` is what the registry's
+    :func:`~registry_insights.reclaim.reclaimable`: ``reclaimable_bytes`` is what the registry's
     garbage collection would free after the deletes (distinct blobs no remaining manifest
-    references), ``naive_bytes`` the per-tag sum of the deleted tags, for comparison.
+    references), ``logical_bytes`` the per-tag sum of the deleted tags, for comparison.
 
     Returns
     -------
     DataFrame
-        Columns ``policy`` (string), ``deleted_tags``, ``deleted_manifests``, ``naive_bytes``,
-        ``frees_bytes`` (``Int64``; bytes).
+        Columns ``policy`` (string), ``deleted_tags``, ``deleted_manifests``, ``logical_bytes``,
+        ``reclaimable_bytes`` (``Int64``; bytes).
     """
     from ..analysis.reclaim import reclaimable
     from ..analysis.retention import retention_plan
@@ -249,22 +250,15 @@ def cleanup_scenarios(tags: pd.DataFrame, layers: pd.DataFrame, now: object = No
         total = total[total["repository"] == TOTAL].iloc[0]
         rows.append({"policy": label, "deleted_tags": total["deleted_tags"],
                      "deleted_manifests": total["deleted_manifests"],
-                     "naive_bytes": total["naive_bytes"],
-                     "frees_bytes": total["reclaimable_bytes"]})
+                     "logical_bytes": total["logical_bytes"],
+                     "reclaimable_bytes": total["reclaimable_bytes"]})
     frame = pd.DataFrame(rows, columns=["policy", "deleted_tags", "deleted_manifests",
-                                        "naive_bytes", "frees_bytes"])
+                                        "logical_bytes", "reclaimable_bytes"])
     return frame.astype({"policy": "string", "deleted_tags": "Int64",
-                         "deleted_manifests": "Int64", "naive_bytes": "Int64",
-                         "frees_bytes": "Int64"})
+                         "deleted_manifests": "Int64", "logical_bytes": "Int64",
+                         "reclaimable_bytes": "Int64"})
 
 
-def _utc(now: object) -> pd.Timestamp:
-    """``now`` as a UTC Timestamp (naive means UTC); None is the current time."""
-    stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    if pd.isna(stamp):
-        raise ValueError(f"now={now!r} is not a time: give e.g. '2026-11-01T00:00:00Z'")
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.as_unit("ns")
 
 
 def _duration(value: str | pd.Timedelta, name: str) -> pd.Timedelta:
@@ -608,8 +602,8 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
              ("GC frees", True), ("bytes", True), ("of stored", True),
              ("per-tag sum says", True)],
             [[r.policy, _num(r.deleted_tags), _num(r.deleted_manifests),
-              *_bytes_cells(r.frees_bytes), _num(_percent(r.frees_bytes, unique)),
-              _num(format_bytes(r.naive_bytes), title=f"{r.naive_bytes} bytes")]
+              *_bytes_cells(r.reclaimable_bytes), _num(_percent(r.reclaimable_bytes, unique)),
+              _num(format_bytes(r.logical_bytes), title=f"{r.logical_bytes} bytes")]
              for r in report.scenarios.itertuples(index=False)],
             ident="cleanup-scenarios",
             caption="What common cleanup policies would free after garbage collection "
@@ -632,7 +626,7 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
          ("image size", True), "digest"],
         [[r.repository, r.tag, r.platform, _when(r.created_at), _num(f"{r.age_days:.0f}"),
           _num(format_bytes(r.layer_size), title=f"{r.layer_size} bytes"),
-          _Cell(_short(r.digest), title=r.digest)]
+          _Cell(short_digest(r.digest), title=r.digest)]
          for r in oldest.itertuples(index=False)],
         ident="oldest-stale",
         caption=f"Oldest stale tags ({len(oldest)} of {len(stale)} rows; all in "
@@ -651,7 +645,7 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
         parts.append(_table(
             ["layer digest", ("size", True), ("repositories", True), ("tags", True),
              ("saved", True), ("saved bytes", True)],
-            [[_Cell(_short(r.layer_digest), title=r.layer_digest), _num(format_bytes(r.size)),
+            [[_Cell(short_digest(r.layer_digest), title=r.layer_digest), _num(format_bytes(r.size)),
               _num(r.repositories), _num(r.tags), *_bytes_cells(r.saved_bytes)]
              for r in report.shared.head(TOP_SHARED).itertuples(index=False)],
             ident="shared-layers",
@@ -709,10 +703,6 @@ def _top_exclusive_name(per_repo: pd.DataFrame) -> str:
     return f"{top['repository']}: {int(top['exclusive_bytes'])} bytes"
 
 
-def _short(digest: object) -> str:
-    text = "" if digest is None or pd.isna(digest) else str(digest)
-    algorithm, _, hexits = text.partition(":")
-    return f"{algorithm}:{hexits[:12]}" if hexits else text
 
 
 def _period_label(start: pd.Timestamp, freq: object) -> str:
@@ -794,7 +784,7 @@ def summary_text(report: Report) -> str:
     if report.scenarios is not None:
         for r in report.scenarios.itertuples(index=False):
             lines.append(f"cleanup '{r.policy}': {r.deleted_tags} tags, garbage collection "
-                         f"frees {format_bytes(r.frees_bytes)} (the per-tag sum says "
-                         f"{format_bytes(r.naive_bytes)})")
+                         f"frees {format_bytes(r.reclaimable_bytes)} (the per-tag sum says "
+                         f"{format_bytes(r.logical_bytes)})")
     lines.append("files: " + ", ".join(str(p) for p in report.files.values()))
     return "\n".join(lines)

@@ -18,7 +18,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from ..analysis import trends
 from ..analysis.storage import TOTAL
-from ..units import _BINARY_UNITS, _DECIMAL_UNITS, format_bytes  # noqa: F401 (re-exported)
+from ..frames.schema import image_rows
+from ..units import _BINARY_UNITS, _DECIMAL_UNITS, format_bytes, short_digest  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -211,7 +212,7 @@ def shared_layers(shared: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax = _axes(ax)
     saving = shared[shared["saved_bytes"].fillna(0) > 0]
     saved = saving["saved_bytes"].to_numpy(dtype="float64")
-    labels = [f"{_short_digest(d)} ({r} repos)"
+    labels = [f"{short_digest(d)} ({r} repos)"
               for d, r in zip(saving["layer_digest"], saving["repositories"])]
     positions = np.arange(len(saved))
     ax.barh(positions, saved, label="saved bytes = size x (repositories - 1)")
@@ -234,7 +235,7 @@ def size_distribution(tags: pd.DataFrame, ax: Axes | None = None, bins: int = 30
     Rows with no or zero ``layer_size`` cannot sit on a log axis; the title says how many.
     """
     ax = _axes(ax)
-    images = tags[tags["is_image"].fillna(True).astype(bool)] if len(tags) else tags
+    images = image_rows(tags)
     sizes = images["layer_size"].to_numpy(dtype="float64", na_value=np.nan)
     positive = sizes[sizes > 0]
     left_out = len(sizes) - len(positive)
@@ -280,8 +281,3 @@ def _naive_utc(times: pd.Series) -> np.ndarray:
 def _floats(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype="float64", na_value=np.nan)
 
-
-def _short_digest(digest: object) -> str:
-    text = str(digest)
-    algorithm, _, hexits = text.partition(":")
-    return f"{algorithm}:{hexits[:12]}" if hexits else text[:19]

@@ -24,13 +24,13 @@ import ipywidgets as w
 import pandas as pd
 
 from ..analysis.reclaim import deleted_manifests, reclaimable
-from ..analysis.retention import AGE_FLOOR, DELETE, KEEP, PLAN_SCHEMA, collapse_platforms
+from ..analysis.retention import DELETE, KEEP, PLAN_SCHEMA, collapse_platforms
 from ..analysis.storage import TOTAL
 from ..errors import CatalogUnavailable, ConfirmationRequired
 from ..frames.inventory import fetch_inventory
-from ..frames.schema import coerce
+from ..frames.schema import EARLIEST_KNOWN, coerce
 from ..registry.client import DeleteResult, RegistryClient
-from ..units import format_bytes
+from ..units import format_bytes, short_digest
 
 #: Extra column of :meth:`TagBrowser.preview_delete`, after :data:`PLAN_SCHEMA`'s: days since
 #: ``created_at`` at the browser's ``now`` (NA when the build date is unknown or before 1980,
@@ -229,7 +229,7 @@ class TagBrowser:
             ``reason`` column says which. ``attrs``: ``reclaimable_bytes`` (what the
             registry's garbage collection then frees, each blob once registry-wide, by
             :func:`~registry_insights.reclaim.reclaimable`; None without the layers frame),
-            ``naive_bytes`` (the per-tag sum of the selected tags' layers),
+            ``logical_bytes`` (the per-tag sum of the selected tags' layers),
             ``deleted_manifests`` (manifests deleted by digest, the platform manifests of
             deleted indexes included). :attr:`reclaim` holds the
             per-repository figures.
@@ -252,7 +252,7 @@ class TagBrowser:
         for i, (repo, tag, digest) in enumerate(zip(repos, names, digests)):
             on_digest = [t for t in by_digest[(repo, digest)] if t != tag]
             others_chosen = [t for t in on_digest if (repo, t) in chosen_set]
-            short = _short(digest)
+            short = short_digest(digest, "?" * 19)
             if (repo, tag) in chosen_set:
                 staying = [t for t in on_digest if (repo, t) not in chosen_set]
                 if digest is not None and (repo, digest) in doomed:
@@ -276,7 +276,7 @@ class TagBrowser:
         preview["reason"] = reasons
         now = self._now()
         ages = (now - preview["created_at"]).dt.days
-        preview["age_days"] = ages.where(preview["created_at"] >= AGE_FLOOR)
+        preview["age_days"] = ages.where(preview["created_at"] >= EARLIEST_KNOWN)
         preview["_chosen"] = [(r, t) in chosen_set for r, t in zip(preview["repository"],
                                                                      preview["tag"])]
         preview = preview.sort_values(["repository", "digest", "_chosen", "tag"],
@@ -290,7 +290,7 @@ class TagBrowser:
         selected_rows = preview[preview["action"] == DELETE]
         preview.attrs.update({
             "reclaimable_bytes": int(total["reclaimable_bytes"]) if total is not None else None,
-            "naive_bytes": int(selected_rows["layer_size"].sum()),
+            "logical_bytes": int(selected_rows["layer_size"].sum()),
             "deleted_manifests": len(doomed),
         })
         return preview
@@ -484,11 +484,11 @@ class TagBrowser:
                                                rows["layer_size"]):
             if pd.isna(created):
                 when = "date unknown"
-            elif created < AGE_FLOOR:
+            elif created < EARLIEST_KNOWN:
                 when = f"{created:%Y-%m-%d} (age ?)"
             else:
                 when = f"{created:%Y-%m-%d} ({(now - created).days} d)"
-            text = (f"{name:<{width}}  {_short(None if pd.isna(digest) else digest)}  "
+            text = (f"{name:<{width}}  {short_digest(digest, '?' * 19)}  "
                     f"{when:<18}  {format_bytes(size):>10}")
             labels.append(text.replace(" ", _NBSP))
         return labels
@@ -604,8 +604,9 @@ class TagBrowser:
             self._say("What garbage collection frees needs the layers frame: pass layers= "
                       "or press Refresh.")
         else:
+            per_tag = format_bytes(preview.attrs["logical_bytes"])
             self._say(f"Garbage collection would then free {format_bytes(freed)} ({freed} "
-                      f"bytes); the per-tag sum says {format_bytes(preview.attrs['naive_bytes'])}.")
+                      f"bytes); the per-tag sum says {per_tag}.")
             if self._scope is not None:
                 self._say("Only the repositories shown were read: blobs they share with other "
                           "repositories look freeable, so the registry may free less.")
@@ -613,7 +614,7 @@ class TagBrowser:
                   "is pressed.")
         shown = pd.DataFrame({
             "repository": preview["repository"], "tag": preview["tag"],
-            "digest": [_short(None if pd.isna(d) else d) for d in preview["digest"]],
+            "digest": [short_digest(d, "?" * 19) for d in preview["digest"]],
             "created (UTC)": preview["created_at"].dt.strftime("%Y-%m-%d"),
             "layers": [format_bytes(n) for n in preview["layer_size"]],
             "action": preview["action"], "reason": preview["reason"],
@@ -640,12 +641,6 @@ class TagBrowser:
         self.output.append_stdout(text.rstrip("\n") + "\n")
 
 
-def _short(digest: str | None) -> str:
-    """The first 12 hex digits of a sha256 digest (what ``docker images`` shows)."""
-    if not digest:
-        return "?" * 12
-    algorithm, _, hex_ = digest.partition(":")
-    return hex_[:12] if algorithm == "sha256" else digest[:19]
 
 
 def _names(pairs: list[Pair]) -> str:

@@ -200,7 +200,7 @@ def test_demo_plan_frees_exactly_the_predicted_bytes():
             plan = ri.retention_plan(tags, keep_last=5)
             summary = ri.reclaimable(tags, layers, plan)
             predicted = total(summary)
-            naive = int(summary.loc[summary["repository"] == TOTAL, "naive_bytes"].iloc[0])
+            naive = int(summary.loc[summary["repository"] == TOTAL, "logical_bytes"].iloc[0])
             assert 0 < predicted < naive / 10
             before = demo.server.blob_bytes()
             results = client.delete_many(ri.deletions(plan))

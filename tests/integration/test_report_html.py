@@ -148,12 +148,12 @@ def test_cleanup_scenarios_price_plans_with_reclaimable_bytes(demo_report):
     total = ri.reclaimable(tags, layers, plan)
     total = total[total["repository"] == "(total)"].iloc[0]
     row = report.scenarios.set_index("policy").loc["keep the 5 newest digests per repository"]
-    assert row["frees_bytes"] == total["reclaimable_bytes"] > 0
-    assert row["naive_bytes"] == total["naive_bytes"] > 10 * row["frees_bytes"]
+    assert row["reclaimable_bytes"] == total["reclaimable_bytes"] > 0
+    assert row["logical_bytes"] == total["logical_bytes"] > 10 * row["reclaimable_bytes"]
     assert row["deleted_tags"] == total["deleted_tags"]
     csv = pd.read_csv(report.files["cleanup_scenarios"])
-    assert csv["frees_bytes"].tolist() == report.scenarios["frees_bytes"].tolist()
-    assert 'id="cleanup-scenarios"' in html and f">{int(row['frees_bytes'])}<" in html
+    assert csv["reclaimable_bytes"].tolist() == report.scenarios["reclaimable_bytes"].tolist()
+    assert 'id="cleanup-scenarios"' in html and f">{int(row['reclaimable_bytes'])}<" in html
 
 
 @pytest.mark.integration

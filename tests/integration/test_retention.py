@@ -186,7 +186,7 @@ def test_reclaimable_counts_unique_blobs_registry_wide():
     # freed: manifests one-old, two-old, two-gone (50 each), their configs (10 each),
     # layers one-a (10) and two-x (7)
     assert total["reclaimable_bytes"] == 3 * 50 + 3 * 10 + 10 + 7
-    assert total["naive_bytes"] == 1010 + 1010 + 7
+    assert total["logical_bytes"] == 1010 + 1010 + 7
     assert total["deleted_tags"] == 3 and total["deleted_manifests"] == 3
     one = out[out["repository"] == "one"].iloc[0]
     assert one["reclaimable_bytes"] == 50 + 10 + 10

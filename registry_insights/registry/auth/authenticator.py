@@ -32,13 +32,14 @@ from urllib.parse import urlsplit
 import requests
 
 from ... import errors
+from ...settings import DEFAULTS
 from ..responses import check_response, read_bounded, redact_url
 from .challenge import Challenge, choose_challenge, parse_challenges
 from .credentials import Credentials
 from .tokens import Token, TokenCache, token_from_response
 
 #: Repositories' pull scopes asked for in one token when they were planned together.
-SCOPE_GROUP_SIZE = 20
+SCOPE_GROUP_SIZE = DEFAULTS.scope_group_size
 
 
 class TokenKey(NamedTuple):
