@@ -417,7 +417,8 @@ class RegistryClient:
         )
 
     def tag_details(self, repository: str, tag: str) -> TagDetails:
-        """Digest, media type, manifest and per-platform images of ``repository:tag``.
+        """Digest, media type, manifest and per-platform images of ``repository:tag``
+        (``tag`` may also be a digest: ``TagDetails.tag`` is then that digest).
 
         For a single image: one entry in ``images`` with its config, ``created_at`` (UTC) and
         ``layer_size`` (sum of compressed layer sizes, bytes). For an index: one entry per image
@@ -437,7 +438,7 @@ class RegistryClient:
         pairs = list(pairs)
         for repository, tag in pairs:
             validate_repository(repository)
-            validate_tag(tag)
+            validate_reference(tag)
         if not pairs:
             return []
         self.plan_repositories(r for r, _ in pairs)
@@ -498,6 +499,19 @@ class RegistryClient:
                 others=tuple(i for i in images if not i.is_image),
             ))
         return out
+
+    def tags_of_digest(self, repository: str, digest: str) -> list[str]:
+        """The tags of ``repository`` that point to ``digest`` now, sorted.
+
+        Reads the tag list and HEADs every tag, fresh (not from the cache), on ``max_workers``
+        threads: what deleting ``digest`` would take with it.
+
+        Raises
+        ------
+        InvalidReference, NotFound
+        """
+        validate_digest(digest)
+        return sorted(t for t, d in self._tag_map(repository).items() if d.digest == digest)
 
     # -- blobs -------------------------------------------------------------------------------
     def blob_bytes(self, repository: str, digest: str) -> bytes:
