@@ -35,9 +35,9 @@ from .storage import TOTAL
 
 #: One record per tag of the plan after :func:`apply_cleanup`. ``time``: when the result was
 #: known (UTC; the deletes of one repository share a time); ``digest``: what the tag pointed
-#: to when planned; ``action``: ``keep`` or ``delete`` (the plan's); ``result``: ``kept`` for kept tags, else the delete's status
-#: (``deleted``, ``absent``, ``changed``, ``failed``); ``message``: the plan's reason for kept
-#: tags, the delete's message otherwise.
+#: to when planned; ``action``: ``keep`` or ``delete`` (the plan's); ``result``: ``kept`` for
+#: kept tags, else the delete's status (``deleted``, ``absent``, ``changed``, ``failed``);
+#: ``message``: the plan's reason for kept tags, the delete's message otherwise.
 AUDIT_SCHEMA: dict[str, str] = {
     "time": UTC_NS,
     "repository": "string",
