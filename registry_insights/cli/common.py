@@ -317,7 +317,7 @@ def _cell(value, kind: str) -> str:
     if kind == "time":
         return str(value)[:19].replace("T", " ")
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return ",".join(str(v) for v in value) or "-"
     return str(value)
 
 

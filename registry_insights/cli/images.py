@@ -235,7 +235,7 @@ def _inspect_lines(record: dict) -> list[str]:
     from .common import plain, table
 
     lines = [f"{record['registry']}/{record['repository']}"
-             + (f":{record['tag']}" if record["tag"] else ""),
+             + (f":{record['tag']}" if record["tag"] else f"@{record['digest']}"),
              f"  digest      {record['digest']}",
              f"  media type  {record['media_type']} ({record['size']} bytes)",
              f"  tags        {', '.join(record['tags']) or '-'}",
@@ -393,9 +393,11 @@ def rm(args, out) -> int:
             plan = f"delete tag {repo}:{target.tag} (on {digest_})"
             if kept:
                 plan += f"; its sibling tags stay: {', '.join(kept)}"
-        out.status(plan)
-        if not args.yes:
-            if not _confirm(f"{plan}? [y/N] "):
+        if args.yes:
+            out.status(plan)
+        else:  # shown even with --quiet: the question needs it
+            print(plan, file=sys.stderr, flush=True)
+            if not _confirm("delete? [y/N] "):
                 print("registry-insights: nothing deleted", file=sys.stderr)
                 return EXIT_USAGE if not _interactive() else EXIT_FAILURE
         if target.digest:
@@ -475,5 +477,3 @@ def _skopeo_ref(path, tag: str | None) -> str | None:
         return f"oci:{path}"
     return None
 
-
-__all__ = ["register", "EXIT_FAILURE"]
