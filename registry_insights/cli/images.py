@@ -134,8 +134,11 @@ def ls(args, out) -> int:
         if target.repository and not target.prefix:
             try:
                 return _ls_tags(client, target, out)
-            except errors.NotFound:
-                names = _repositories(client, target.repository + "/", out)
+            except errors.NotFound:  # not a repository: perhaps a prefix of some
+                try:
+                    names = _repositories(client, target.repository + "/", out)
+                except errors.CatalogUnavailable:
+                    names = []
                 if not names:
                     raise
                 return _ls_repositories(names, out)

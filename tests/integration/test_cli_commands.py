@@ -151,6 +151,12 @@ def test_inspect_matches_skopeo_in_each_format(fleet, capsys):
     assert frame["platform"].tolist() == ["linux/amd64", "linux/arm64"]
     assert set(frame["digest"]) == {digests["v2"]}
     assert frame.loc[frame["platform"] == "linux/arm64", "manifest_digest"].item() == arm_digest
+    # tag (the older name) takes a digest and --platform too, and prints JSON by default
+    code, out, _ = run(capsys, "tag", f"{host}/{REPO}@{digests['v2']}", "--platform",
+                       "linux/arm64")
+    shown = json.loads(out)
+    assert code == 0 and shown["digest"] == digests["v2"] and shown["tag"] is None
+    assert [i["manifest_digest"] for i in shown["images"]] == [arm_digest]
     # no such platform: exit 1, the platforms there are named
     code, _, err = run(capsys, "inspect", ref, "--platform", "linux/s390x")
     assert code == 1 and "linux/amd64, linux/arm64" in err
