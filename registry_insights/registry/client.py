@@ -325,7 +325,8 @@ class RegistryClient:
         return self._configs[digest]
 
     def tag_details(self, repository: str, tag: str) -> TagDetails:
-        """Digest, media type, manifest and per-platform images of ``repository:tag``.
+        """Digest, media type, manifest and per-platform images of ``repository:tag``
+        (``tag`` may also be a digest: ``TagDetails.tag`` is then that digest).
 
         For a single image: one entry in ``images`` with its config, ``created_at`` (UTC) and
         ``layer_size`` (sum of compressed layer sizes, bytes). For an index: one entry per image
@@ -337,6 +338,20 @@ class RegistryClient:
         """:meth:`tag_details` for many (repository, tag) pairs, concurrently, in input order
         (see :func:`~registry_insights.registry.walk.fetch_details` for the requests made)."""
         return fetch_details(self, pairs, progress)
+
+    def tags_of_digest(self, repository: str, digest: str) -> list[str]:
+        """The tags of ``repository`` that point to ``digest`` now, sorted.
+
+        Reads the tag list and HEADs every tag, fresh (not from the cache), on ``max_workers``
+        threads: what deleting ``digest`` would take with it.
+
+        Raises
+        ------
+        InvalidReference, NotFound
+        """
+        validate_digest(digest)
+        state = self._deleter.read(repository)
+        return sorted(t for t, d in state.tags.items() if d.digest == digest)
 
     # -- blobs -------------------------------------------------------------------------------
     def blob_bytes(self, repository: str, digest: str) -> bytes:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..progress import progress_bar
 from . import mediatypes as mt
 from .models import UNKNOWN_PLATFORM, Descriptor, ImageDetails, Manifest, TagDetails
-from .names import validate_repository, validate_tag
+from .names import validate_reference, validate_repository
 
 if TYPE_CHECKING:
     from .client import RegistryClient
@@ -76,7 +76,7 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     pairs = list(pairs)
     for repository, tag in pairs:
         validate_repository(repository)
-        validate_tag(tag)
+        validate_reference(tag)
     if not pairs:
         return []
     client.plan_repositories(r for r, _ in pairs)

@@ -26,6 +26,7 @@ import tarfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from ..progress import progress_bar
 from ..registry import mediatypes as mt
 from ..registry.client import RegistryClient
 from ..registry.names import sha256_digest
@@ -224,8 +225,11 @@ APPS = [
 ]
 
 
-def seed(client: RegistryClient, seed: int = 7) -> list[SeededImage]:
+def seed(client: RegistryClient, seed: int = 7, progress: bool | None = None
+         ) -> list[SeededImage]:
     """Push the demo fleet into the registry behind ``client``; return what was written.
+
+    ``progress``: a bar by repository (default: on in a terminal or notebook only).
 
     Returns
     -------
@@ -233,6 +237,14 @@ def seed(client: RegistryClient, seed: int = 7) -> list[SeededImage]:
         One per (repository, tag, platform): digest the tag points to, platform manifest
         digest, config digest, ``created`` as written, layer bytes (compressed).
     """
+    bar = progress_bar(len(APPS) + 2, "seeding", progress, unit="repository")
+    try:
+        return _seed(client, seed, bar)
+    finally:
+        bar.close()
+
+
+def _seed(client: RegistryClient, seed: int, bar) -> list[SeededImage]:
     fleet = FleetBuilder(client, seed)
     rng = fleet.rng
     start = ANCHOR - timedelta(days=730)
@@ -264,6 +276,7 @@ def seed(client: RegistryClient, seed: int = 7) -> list[SeededImage]:
                 {"linux/amd64": stack("python", "amd64")},
                 _timestamp(start + timedelta(days=40), 1), oci=False)
 
+    bar.update(1)
     for repository, base, builds, multiarch, oci, attest in APPS:
         first = start + timedelta(days=rng.randint(0, 200))
         step = (ANCHOR - first) / builds
@@ -300,6 +313,7 @@ def seed(client: RegistryClient, seed: int = 7) -> list[SeededImage]:
                 fleet.images.append(SeededImage(repository, alias, image.platform, image.digest,
                                                 image.manifest_digest, image.config_digest,
                                                 image.created, image.layer_size))
+        bar.update(1)
 
     # a repository whose every tag was deleted: same bytes as a live image, so nothing extra
     # stays on disk; it remains in the catalog with "tags": null
@@ -308,6 +322,7 @@ def seed(client: RegistryClient, seed: int = 7) -> list[SeededImage]:
         fleet.push_blobs(EMPTY_REPOSITORY, [(layer.digest, b"")])
     client.put_manifest(EMPTY_REPOSITORY, "tmp", top.raw, top.media_type)
     client.delete(EMPTY_REPOSITORY, digest=top.digest)
+    bar.update(1)
     return fleet.images
 
 
@@ -347,11 +362,17 @@ class DemoRegistry:
         """A RegistryClient for the demo registry (keyword arguments go to the client)."""
         return RegistryClient(self.url, **kwargs)
 
-    def start(self) -> DemoRegistry:
+    def start(self, progress: bool | None = None) -> DemoRegistry:
+        """Start the registry, then seed it (``progress``: a bar while seeding)."""
         self.server.start()
-        with RegistryClient(self.url, cache=None) as client:
-            self.images = seed(client, self.seed)
+        self.seed_fleet(progress)
         return self
+
+    def seed_fleet(self, progress: bool | None = None) -> list[SeededImage]:
+        """Push the fleet into the started registry (what :meth:`start` does after starting)."""
+        with RegistryClient(self.url, cache=None) as client:
+            self.images = seed(client, self.seed, progress=progress)
+        return self.images
 
     def stop(self) -> None:
         """Stop the registry and remove its storage, configuration and log."""

@@ -15,8 +15,15 @@ pytestmark = pytest.mark.integration
 
 def test_demo_command_writes_the_report(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "stored (unique blobs)" in out and "(total)" in out
+    # every phase that takes seconds says so: start, seeding, the walk, the report
+    status = [line[:-4] for line in captured.err.splitlines() if line.endswith(" ...")]
+    assert status[0] == "starting the demo registry (CNCF Distribution on loopback)"
+    assert status[1].startswith("seeding the demo fleet at http://127.0.0.1")
+    assert status[2].startswith("reading http://127.0.0.1")
+    assert "347 tags seeded" in captured.err
     repos = pd.read_csv(tmp_path / "out" / "repositories.csv")
     assert len(repos) == 13
     total = repos[repos["repository"] == "(total)"].iloc[0]

@@ -245,7 +245,5 @@ def test_cleanup_command_dry_run_plan_file_then_yes(anonymous_registry, tmp_path
         assert main(["cleanup", url, repo, "--keep-last", "2", "--yes", "--no-cache"]) == 0
         assert "3 deleted" in capsys.readouterr().out
         assert client.tags(repo) == ["latest", "v3", "v4"]
-    with pytest.raises(SystemExit) as info:
-        main(["cleanup", url, "--keep-last", "2", "--older-than", "3 months"])
-    assert info.value.code == 2
+    assert main(["cleanup", url, "--keep-last", "2", "--older-than", "3 months"]) == 2
     assert "not a duration" in capsys.readouterr().err
