@@ -25,6 +25,12 @@ from .common import (
 REF = "HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]"
 
 
+def target_and_platform(p, platform_help: str) -> None:
+    """The ``REF`` argument and ``--platform`` (what it selects: ``platform_help``)."""
+    p.add_argument("target", metavar=REF)
+    p.add_argument("--platform", type=platform, metavar="OS/ARCH[/VARIANT]", help=platform_help)
+
+
 def register(sub) -> None:
     """Add the image commands to the subparsers ``sub``."""
     p = command(sub, "ls", "list repositories, or a repository's tags (digest, date, size)",
@@ -44,44 +50,35 @@ def register(sub) -> None:
                 "layers and the other tags on its digest (like skopeo inspect)",
                 "registry-insights inspect localhost:5000/team/app:v1.2.3 --platform "
                 "linux/arm64")
-    p.add_argument("target", metavar=REF)
-    p.add_argument("--platform", type=platform, metavar="OS/ARCH[/VARIANT]",
-                   help="only this platform of a multi-arch image (default: every platform)")
+    target_and_platform(p, "only this platform of a multi-arch image (default: every platform)")
     connection_options(p)
     output_options(p)
     p.set_defaults(handler=inspect)
 
-    p = command(sub, "manifest", "print the manifest or index exactly as the registry sends it",
-                "registry-insights manifest localhost:5000/team/app:v1 | jq .mediaType\n"
-                "registry-insights manifest localhost:5000/team/app:v1 --platform linux/arm64")
-    p.add_argument("target", metavar=REF)
-    p.add_argument("--platform", type=platform, metavar="OS/ARCH[/VARIANT]",
-                   help="the platform's own manifest instead of the index")
-    connection_options(p)
-    output_options(p, default="json",
-                   note=": the raw bytes; table and csv list the descriptors")
-    p.set_defaults(handler=manifest)
-
-    p = command(sub, "config", "print an image's config JSON exactly as stored",
-                "registry-insights config localhost:5000/team/app:v1 --platform linux/amd64 "
-                "| jq .config.Env")
-    p.add_argument("target", metavar=REF)
-    p.add_argument("--platform", type=platform, metavar="OS/ARCH[/VARIANT]",
-                   help="which image of a multi-arch index (needed when it has several)")
-    connection_options(p)
-    output_options(p, default="json",
-                   note=": the raw bytes; table and csv list its fields")
-    p.set_defaults(handler=config)
-
-    p = command(sub, "digest", "print the digest a tag points to (asked fresh, HEAD)",
-                "registry-insights digest localhost:5000/team/app:v1\n"
-                "registry-insights digest localhost:5000/team/app:v1 --platform linux/arm64")
-    p.add_argument("target", metavar=REF)
-    p.add_argument("--platform", type=platform, metavar="OS/ARCH[/VARIANT]",
-                   help="the platform manifest's digest instead of the index's")
-    connection_options(p)
-    output_options(p, note=": the bare digest")
-    p.set_defaults(handler=digest)
+    # the commands that read one reference, table-like: (name, summary, examples, what
+    # --platform selects, output format default, note on the default format, handler)
+    for name, summary, examples, platform_help, default, note, handler in (
+        ("manifest", "print the manifest or index exactly as the registry sends it",
+         "registry-insights manifest localhost:5000/team/app:v1 | jq .mediaType\n"
+         "registry-insights manifest localhost:5000/team/app:v1 --platform linux/arm64",
+         "the platform's own manifest instead of the index",
+         "json", ": the raw bytes; table and csv list the descriptors", manifest),
+        ("config", "print an image's config JSON exactly as stored",
+         "registry-insights config localhost:5000/team/app:v1 --platform linux/amd64 "
+         "| jq .config.Env",
+         "which image of a multi-arch index (needed when it has several)",
+         "json", ": the raw bytes; table and csv list its fields", config),
+        ("digest", "print the digest a tag points to (asked fresh, HEAD)",
+         "registry-insights digest localhost:5000/team/app:v1\n"
+         "registry-insights digest localhost:5000/team/app:v1 --platform linux/arm64",
+         "the platform manifest's digest instead of the index's",
+         None, ": the bare digest", digest),
+    ):
+        p = command(sub, name, summary, examples)
+        target_and_platform(p, platform_help)
+        connection_options(p)
+        output_options(p, default=default or "table", note=note)
+        p.set_defaults(handler=handler)
 
     p = command(sub, "rm", "delete one tag (its sibling tags stay) or a manifest by digest",
                 "registry-insights rm localhost:5000/team/app:pr-41 --yes\n"

@@ -169,21 +169,31 @@ class Deleter:
                     if manifest.is_index else []
                 frontier += state.children[d]
 
-    def _recheck(self, repository: str, state: RepositoryState,
-                 plan: DeletePlan) -> RepositoryState:
-        """Read the tags again right before deleting; refuse when a digest to delete gained a
-        tag the plan does not remove (CI retagged it meanwhile): nothing is deleted then."""
-        if not plan.manifests:
-            return state
+    def _gained(self, repository: str, plan: DeletePlan
+                ) -> tuple[RepositoryState, dict[str, list[str]]]:
+        """Read the tags again right before deleting: the fresh state, and the digests to
+        delete that gained a tag the plan does not remove (CI retagged them meanwhile)."""
         again = self.read(repository)
         removed = set(plan.removed_tags)
+        gained = {}
         for target in plan.manifests:
             newcomers = sorted(t for t, d in again.tags.items()
                                if d.digest == target and t not in removed)
             if newcomers:
-                raise RegistryError(
-                    f"{repository}@{target} gained the tags {newcomers} since it was read; "
-                    "nothing was deleted (read the registry again and decide anew)")
+                gained[target] = newcomers
+        return again, gained
+
+    def _recheck(self, repository: str, state: RepositoryState,
+                 plan: DeletePlan) -> RepositoryState:
+        """:meth:`_gained`; any gain means nothing is deleted."""
+        if not plan.manifests:
+            return state
+        again, gained = self._gained(repository, plan)
+        if gained:
+            what = "; ".join(f"{repository}@{target} gained the tags {newcomers}"
+                             for target, newcomers in gained.items())
+            raise RegistryError(f"{what} since it was read; nothing was deleted (read the "
+                                "registry again and decide anew)")
         return again
 
     # -- many deletes ------------------------------------------------------------------------
@@ -287,17 +297,12 @@ class Deleter:
 
     def _recheck_many(self, repository: str, state: RepositoryState, plan: DeletePlan,
                       out: dict[str, DeleteResult]) -> RepositoryState:
-        """As :meth:`_recheck`, per digest: a digest that gained a tag is left alone
-        (its asked tags get ``"changed"``)."""
+        """:meth:`_gained`, per digest: a digest that gained a tag is left alone (its asked
+        tags get ``"changed"``)."""
         if not plan.manifests:
             return state
-        again = self.read(repository)
-        removed = set(plan.removed_tags)
-        for target in plan.manifests:
-            newcomers = sorted(t for t, d in again.tags.items()
-                               if d.digest == target and t not in removed)
-            if not newcomers:
-                continue
+        again, gained = self._gained(repository, plan)
+        for target, newcomers in gained.items():
             for tag in plan.removed_tags:
                 if state.tags[tag].digest == target:
                     out[tag] = DeleteResult(
