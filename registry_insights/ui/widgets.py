@@ -59,21 +59,22 @@ OUTCOMES_SCHEMA: dict[str, str] = {
 }
 #: The table's columns: (key in the selection's rows, header, sort key, CSS width).
 _COLUMNS = (
-    ("repository", "Repository", "repository", "minmax(9em, 1.6fr)"),
-    ("tag", "Tag", "tag", "minmax(7em, 1.2fr)"),
-    ("digest", "Digest", "digest", "9.5em"),
-    ("platforms", "Platforms", "platforms", "minmax(8em, 1.2fr)"),
-    ("created_at", "Built (UTC)", "created_at", "7.5em"),
-    ("age_days", "Age", "age_days", "5.5em"),
+    ("repository", "Repository", "repository", "minmax(6em, 1.5fr)"),
+    ("tag", "Tag", "tag", "minmax(5em, 1.2fr)"),
+    ("digest", "Digest", "digest", "8.5em"),
+    ("platforms", "Platforms", "platforms", "minmax(6em, 1.2fr)"),
+    ("created_at", "Built (UTC)", "created_at", "8.5em"),
+    ("age_days", "Age", "age_days", "5em"),
     ("layer_size", "Size", "layer_size", "6.5em"),
 )
 _CSS = "ri-tags"
 _STYLE = f"""<style>
 .{_CSS} .ri-cell {{overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   font-family: var(--jp-code-font-family, monospace); font-size: 12px; line-height: 28px}}
-.{_CSS} .ri-num {{text-align: right}}
+.{_CSS} .ri-num {{text-align: right; padding-right: 4px}}
+.ri-output table td, .ri-output table th {{text-align: left !important}}
 .{_CSS} .ri-head button {{font-weight: bold; text-align: left; padding: 0 4px}}
-.{_CSS} .ri-summary {{line-height: 1.4}}
+.ri-summary {{line-height: 1.4}}
 </style>"""
 _ANY = ""  # a dropdown's "any" value
 
@@ -502,13 +503,16 @@ class TagBrowser:
                                 layout=w.Layout(width="5.5em"))
         self.older_than = w.BoundedIntText(description="Older than (days)", value=0, min=0,
                                            max=100_000, style=_style(),
-                                           layout=w.Layout(width="11.5em"))
+                                           layout=w.Layout(width="15em"))
         self.platform = w.Dropdown(description="Platform", style=_style(),
                                    layout=w.Layout(width="auto", min_width="12em"))
         self.filter_message = w.HTML()
-        for control in (self.repository, self.text, self.regex, self.older_than, self.platform):
+        for control, name in ((self.repository, "repository"), (self.text, "text"),
+                              (self.regex, "regex"), (self.older_than, "older-than"),
+                              (self.platform, "platform")):
             control.add_class("ri-filter")
-        template = "2.2em " + " ".join(width for *_x, width in _COLUMNS)
+            control.add_class(f"ri-{name}")
+        template = "2em " + " ".join(width for *_x, width in _COLUMNS)
         self.header = {}
         head = [w.HTML("")]
         for key, title, _sort, _width in _COLUMNS:
@@ -576,6 +580,13 @@ class TagBrowser:
         self.progress_label = w.HTML()
         self.output = w.Output(layout=w.Layout(width="100%"))
         self.output.add_class("ri-output")
+        for widget, name in ((self.prev_button, "prev"), (self.next_button, "next"),
+                             (self.page_label, "page"), (self.all_button, "all"),
+                             (self.none_button, "none"), (self.directory, "directory"),
+                             (self.pull_button, "pull"), (self.preview_button, "preview"),
+                             (self.refresh_button, "refresh"), (self.delete_button, "delete"),
+                             (self.progress, "progress"), (self.progress_label, "progress-label")):
+            widget.add_class(f"ri-{name}")  # stable names for browser tests and styling
         self.widget = w.VBox([
             w.HTML(f"{_STYLE}<b>Tags of {escape(self.client.registry)}</b> (digest, build date "
                    "UTC and age, compressed layers summed over platforms; click a header to "
@@ -642,17 +653,15 @@ class TagBrowser:
         self._quiet = True
         try:
             for i, box in enumerate(self.checkboxes):
-                if i < len(page):
-                    box.layout.visibility = "visible"
-                    box.value = page[i] in chosen
-                    values = self._cell_texts(frame.iloc[i])
-                else:
-                    box.layout.visibility = "hidden"
-                    box.value = False
-                    values = [("", "")] * len(_COLUMNS)
+                shown = i < len(page)
+                box.value = shown and page[i] in chosen
+                values = self._cell_texts(frame.iloc[i]) if shown else [("", "")] * len(_COLUMNS)
+                display = None if shown else "none"  # empty rows of the last page collapse
+                box.layout.display = display
                 for cell, (text, title) in zip(self._cells[i], values):
                     cell.value = (f'<div title="{escape(title)}">{escape(text)}</div>'
                                   if text else "")
+                    cell.layout.display = display
             for key, title, _s, _w in _COLUMNS:
                 arrow = (" ▲" if sel.sort_ascending else " ▼") if key == sel.sort_column else ""
                 self.header[key].description = title + arrow
