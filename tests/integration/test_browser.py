@@ -107,7 +107,8 @@ def jupyterlab(tmp_path):
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("JupyterLab did not start:\n"
-                                       + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+                                       + (tmp_path / "jupyterlab.log").read_text()[-3000:]
+                                       ) from None
                 time.sleep(0.2)
         yield url, token, root
     finally:
