@@ -138,6 +138,8 @@ class TagBrowser:
         Messages, results, the preview and outcome tables; :attr:`output_text` is its text.
     outcomes : DataFrame or None
         :data:`OUTCOMES_SCHEMA`, per tag, of the last delete.
+    delete_summary : str
+        The last delete's tally and what it means for space ("" before a delete).
     widget : ipywidgets.VBox
 
     Raises
@@ -156,6 +158,7 @@ class TagBrowser:
         self.selection = TagSelection(tags, layers, now=now, scope=self._scope)
         self.reclaim: pd.DataFrame | None = None
         self.outcomes: pd.DataFrame | None = None
+        self.delete_summary = ""
         self.page = 0
         self._quiet = False
         self._job: threading.Thread | None = None
@@ -477,10 +480,13 @@ class TagBrowser:
         if deleted:
             space = ("about " + format_bytes(freed) + " by the selection's figures"
                      if freed is not None else "an amount unknown without the layers frame")
-            self._say(f"{tally}. The registry frees the space of what no manifest references "
-                      f"any more ({space}) only when its garbage collection runs.")
+            self.delete_summary = (
+                f"{tally}. The registry frees the space of what no manifest references any "
+                f"more ({space}) only when its garbage collection runs.")
         else:
-            self._say(f"{tally or 'no result'}. Nothing was deleted, so no space comes back.")
+            self.delete_summary = (f"{tally or 'no result'}. Nothing was deleted, so no space "
+                                   "comes back.")
+        self._say(self.delete_summary)
         self.output.outputs += ({
             "output_type": "display_data",
             "data": {"text/plain": self.outcomes.to_string(index=False),

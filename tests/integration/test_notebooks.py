@@ -179,7 +179,9 @@ def test_notebook_runs_on_a_registry_with_credentials(path, small_registry, tmp_
         assert "the plan deletes 4 of 16 tags in 2 repositories" in text
         assert "DELETE is False: nothing was deleted (4 tag(s) selected)" in text
         # the same notebook with DELETE = True deletes exactly the plan's tags
-        run(path, tmp_path / "work2", {**parameters, "DELETE": True})
+        deleted = text_of(run(path, tmp_path / "work2", {**parameters, "DELETE": True}))
+        assert "4 deleted. The registry frees the space" in deleted
+        assert "nothing to collect here: not the demo registry" in deleted
         gone = {(f"nb/r{r}", f"v{t}") for r in range(2) for t in range(2)}
         assert heads(client) == {k: v for k, v in before.items() if k not in gone}
 
