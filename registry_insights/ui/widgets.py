@@ -791,9 +791,11 @@ class TagBrowser:
         if self._quiet:
             return
         try:
-            self.selection.filter(self.repository.value or None, self.text.value,
-                                  regex=self.regex.value, older_than=self.older_than.value or None,
-                                  platform=self.platform.value or None)
+            with self._lock:
+                self.selection.filter(self.repository.value or None, self.text.value,
+                                      regex=self.regex.value,
+                                      older_than=self.older_than.value or None,
+                                      platform=self.platform.value or None)
             self.filter_message.value = ""
         except ValueError as exc:  # e.g. a regular expression being typed
             self.filter_message.value = f"<span style='color:#b00'>{escape(str(exc))}</span>"
@@ -803,7 +805,8 @@ class TagBrowser:
             return
         page = self.page_rows
         if i < len(page):
-            self._run(lambda: self.selection.toggle(page[i], bool(change["new"])))
+            with self._lock:
+                self._run(lambda: self.selection.toggle(page[i], bool(change["new"])))
 
     def _on_confirm(self, change) -> None:
         if self._quiet:

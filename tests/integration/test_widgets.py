@@ -160,6 +160,16 @@ def test_anonymous_filter_narrows_the_options_and_keeps_the_selection(seeded):
     assert browser.visible == [("widgets/r0", "latest")]
     browser.repository.value = ""
     assert browser.visible == [("widgets/r0", "latest"), ("widgets/r1", "latest")]
+    browser.regex.value = True
+    browser.text.value = "("  # half typed: said under the filters, nothing else changes
+    assert "not a valid regular expression" in browser.filter_message.value
+    assert browser.visible == [("widgets/r0", "latest"), ("widgets/r1", "latest")]
+    browser.text.value = r"^v[12]$"
+    assert browser.filter_message.value == ""
+    assert browser.visible == [("widgets/r0", "v1"), ("widgets/r0", "v2"), ("widgets/r1", "v1"),
+                               ("widgets/r1", "v2")]
+    browser.regex.value = False
+    browser.text.value = "lat"
     with pytest.raises(ValueError, match="hidden by the filter"):
         browser.select([("widgets/r0", "v0")])
     with pytest.raises(ValueError, match="not in the tags"):
@@ -273,6 +283,8 @@ def test_browser_of_no_tags_needs_no_request():
 
 def test_browser_is_exported_lazily():
     assert ri.TagBrowser is TagBrowser
+    assert ri.TagSelection is TagBrowser(_NoNetwork(), tags=ri.schema.empty(
+        ri.TAGS_SCHEMA)).selection.__class__
     assert Path(ri.widgets.__file__).name == "widgets.py"
 
 
