@@ -22,31 +22,20 @@ from ..analysis.reclaim import deleted_manifests, reclaimable
 from ..analysis.retention import DELETE, KEEP, collapse_platforms
 from ..analysis.storage import TOTAL
 from ..errors import ConfirmationRequired
-from ..frames.schema import EARLIEST_KNOWN, PLAN_SCHEMA, UTC_NS, coerce, empty
+from ..frames.schema import (
+    EARLIEST_KNOWN,
+    PLAN_SCHEMA,
+    PREVIEW_SCHEMA,
+    SELECTION_SCHEMA,
+    coerce,
+    empty,
+)
 from ..units import short_digest
 
 Pair = tuple[str, str]
 Row = tuple[str, str, "str | None"]
 
-#: One row per (repository, tag), what the table shows. ``platforms``: the image platforms,
-#: comma-joined (``os/architecture[/variant]``); ``created_at``: the newest build date (UTC);
-#: ``age_days``: whole days from ``created_at`` to the selection's ``now`` (NA when unknown or
-#: before 1980, as reproducible builds write 1970-01-01); ``layer_size``: compressed layer bytes
-#: summed over the platforms.
-ROWS_SCHEMA: dict[str, str] = {
-    "repository": "string",
-    "tag": "string",
-    "digest": "string",
-    "media_type": "string",
-    "platforms": "string",
-    "created_at": UTC_NS,
-    "age_days": "Int64",
-    "layer_size": "Int64",
-}
-#: The columns the table can be sorted by (``age_days`` sorts like ``created_at``, reversed).
 SORTABLE = ("repository", "tag", "digest", "platforms", "created_at", "age_days", "layer_size")
-#: Extra column of :meth:`TagSelection.preview`, after :data:`PLAN_SCHEMA`'s.
-PREVIEW_SCHEMA: dict[str, str] = {**PLAN_SCHEMA, "age_days": "Int64"}
 
 
 class TagSelection:
@@ -105,8 +94,8 @@ class TagSelection:
         created = rows["created_at"]
         ages = (self._now() - created).dt.days
         rows["age_days"] = ages.where(created >= EARLIEST_KNOWN)
-        self.rows = coerce(rows[list(ROWS_SCHEMA)] if len(rows) else empty(ROWS_SCHEMA),
-                           ROWS_SCHEMA).reset_index(drop=True)
+        rows = rows[list(SELECTION_SCHEMA)] if len(rows) else empty(SELECTION_SCHEMA)
+        self.rows = coerce(rows, SELECTION_SCHEMA).reset_index(drop=True)
         self._digest = {(r, t): (None if pd.isna(d) else str(d)) for r, t, d in
                         zip(self.rows["repository"], self.rows["tag"], self.rows["digest"])}
         if self.repository is not None and self.repository not in self.repositories:
@@ -193,7 +182,8 @@ class TagSelection:
 
     @property
     def visible_rows(self) -> pd.DataFrame:
-        """The rows shown (:data:`ROWS_SCHEMA`), in the sort order."""
+        """The rows shown (:data:`~registry_insights.frames.schema.SELECTION_SCHEMA`), in the
+        sort order."""
         return self._frame_of(self._visible)
 
     # -- selection -----------------------------------------------------------------------------
@@ -299,9 +289,10 @@ class TagSelection:
         Returns
         -------
         DataFrame
-            :data:`PREVIEW_SCHEMA`, one row per tag concerned: the selected tags
-            (``action="delete"``) and, kept, the other tags on the same digests; ``reason``
-            says which and why. ``attrs``: ``reclaimable_bytes``, ``logical_bytes``,
+            :data:`~registry_insights.frames.schema.PREVIEW_SCHEMA`, one row per tag
+            concerned: the selected tags (``action="delete"``) and, kept, the other tags on
+            the same digests; ``reason`` says which and why. ``attrs``:
+            ``reclaimable_bytes``, ``logical_bytes``,
             ``deleted_manifests`` (as in :meth:`summary`), ``reclaim`` (the per-repository
             :func:`~registry_insights.analysis.reclaim.reclaimable` frame, or None).
 
@@ -471,7 +462,7 @@ class TagSelection:
 
     def _frame_of(self, pairs: list[Pair]) -> pd.DataFrame:
         if not pairs:
-            return empty(ROWS_SCHEMA)
+            return empty(SELECTION_SCHEMA)
         indexed = self.rows.set_index(["repository", "tag"], drop=False)
         return indexed.loc[pairs].reset_index(drop=True)
 

@@ -31,15 +31,10 @@ import pandas as pd
 from ..analysis.retention import DELETE, KEEP
 from ..errors import CatalogUnavailable, ConfirmationRequired
 from ..frames.inventory import fetch_inventory
-from ..frames.schema import EARLIEST_KNOWN
+from ..frames.schema import EARLIEST_KNOWN, OUTCOMES_SCHEMA, PREVIEW_SCHEMA
 from ..registry.client import DeleteResult, RegistryClient
 from ..units import format_bytes, short_digest
-from .selection import (
-    PREVIEW_SCHEMA,
-    Pair,
-    TagSelection,
-    names,
-)
+from .selection import Pair, TagSelection, names
 
 __all__ = ["TagBrowser", "ConfirmationRequired", "PREVIEW_SCHEMA", "OUTCOMES_SCHEMA",
            "DEFAULT_DIRECTORY", "PAGE_SIZE"]
@@ -49,19 +44,11 @@ __all__ = ["TagBrowser", "ConfirmationRequired", "PREVIEW_SCHEMA", "OUTCOMES_SCH
 DEFAULT_DIRECTORY = "layouts"
 #: Rows per page of the table.
 PAGE_SIZE = 20
-#: :attr:`TagBrowser.outcomes`: one row per tag a delete concerned. ``outcome``: ``deleted``
-#: (the manifest went), ``deleted (tag only)`` (the manifest stays for other tags), ``already
-#: gone``, ``refused`` (the tag had moved to another digest: left alone), ``failed``, or
-#: ``kept`` (not selected, shares a selected tag's digest).
-OUTCOMES_SCHEMA: dict[str, str] = {
-    "repository": "string", "tag": "string", "digest": "string", "outcome": "string",
-    "message": "string",
-}
 #: The table's columns: (key in the selection's rows, header, sort key, CSS width).
 _COLUMNS = (
     ("repository", "Repository", "repository", "minmax(6em, 1.5fr)"),
     ("tag", "Tag", "tag", "minmax(5em, 1.2fr)"),
-    ("digest", "Digest", "digest", "8.5em"),
+    ("digest", "Digest", "digest", "11.5em"),
     ("platforms", "Platforms", "platforms", "minmax(6em, 1.2fr)"),
     ("created_at", "Built (UTC)", "created_at", "8.5em"),
     ("age_days", "Age", "age_days", "5em"),

@@ -6,12 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from registry_insights.frames.schema import LAYERS_SCHEMA, TAGS_SCHEMA, coerce
-from registry_insights.ui.selection import (
-    ROWS_SCHEMA,
-    ConfirmationRequired,
-    TagSelection,
-)
+from registry_insights.errors import ConfirmationRequired
+from registry_insights.frames.schema import LAYERS_SCHEMA, SELECTION_SCHEMA, TAGS_SCHEMA, coerce
+from registry_insights.ui.selection import TagSelection
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 IMAGE = "application/vnd.oci.image.manifest.v1+json"
@@ -56,9 +53,9 @@ def sel():
 
 def test_rows_one_per_tag_with_platforms_age_and_size(sel):
     rows = sel.rows
-    assert list(rows.columns) == list(ROWS_SCHEMA)
+    assert list(rows.columns) == list(SELECTION_SCHEMA)
     assert dict(rows.dtypes.astype(str)) == {k: str(pd.Series(dtype=v).dtype)
-                                              for k, v in ROWS_SCHEMA.items()}
+                                              for k, v in SELECTION_SCHEMA.items()}
     v1 = rows[(rows.repository == "team/app") & (rows.tag == "v1")].iloc[0]
     assert v1.platforms == "linux/amd64,linux/arm64"
     assert v1.layer_size == 2300 and v1.age_days == 151
