@@ -60,6 +60,7 @@ _FRAME_NAMES = {
     "freed_blobs": "analysis.reclaim",
     "RECLAIM_SCHEMA": "analysis.reclaim",
     "TagBrowser": "ui.widgets",
+    "TagSelection": "ui.selection",
     "TOTAL": "analysis.storage",
 }
 # Modules reachable as attributes (``ri.plots``, ``ri.demo`` ...), loaded on first use: the

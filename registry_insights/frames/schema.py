@@ -195,6 +195,40 @@ RECLAIM_SCHEMA: dict[str, str] = {
     "manifest_bytes": "Int64",
 }
 
+#: :class:`~registry_insights.ui.selection.TagSelection` rows, what the TagBrowser's table
+#: shows: one per (repository, tag). ``platforms``: the image platforms, comma separated;
+#: ``created_at``: the newest build (UTC); ``age_days``: whole days from ``created_at`` to the
+#: selection's ``now`` (NA when unknown or before :data:`EARLIEST_KNOWN`); ``layer_size``:
+#: compressed layer bytes summed over the platforms.
+SELECTION_SCHEMA: dict[str, str] = {
+    "repository": "string",
+    "tag": "string",
+    "digest": "string",
+    "media_type": "string",
+    "platforms": "string",
+    "created_at": UTC_NS,
+    "age_days": "Int64",
+    "layer_size": "Int64",
+}
+
+#: :meth:`TagBrowser.preview_delete <registry_insights.ui.widgets.TagBrowser.preview_delete>`:
+#: :data:`PLAN_SCHEMA` and ``age_days`` (as in :data:`SELECTION_SCHEMA`).
+PREVIEW_SCHEMA: dict[str, str] = {**PLAN_SCHEMA, "age_days": "Int64"}
+
+#: :attr:`TagBrowser.outcomes <registry_insights.ui.widgets.TagBrowser.outcomes>`: one row per
+#: tag a delete concerned. ``outcome``: ``deleted`` (the manifest went), ``deleted (tag only)``
+#: (the manifest stays for other tags), ``already gone``, ``refused`` (the tag had moved to
+#: another digest, or its digest gained a tag: left alone), ``failed``, or ``kept`` (not
+#: selected, shares a selected tag's digest).
+OUTCOMES_SCHEMA: dict[str, str] = {
+    "repository": "string",
+    "tag": "string",
+    "digest": "string",
+    "outcome": "string",
+    "message": "string",
+}
+
+
 def empty(schema: dict[str, str]) -> pd.DataFrame:
     """An empty frame with the schema's columns and dtypes."""
     return coerce(pd.DataFrame({c: [] for c in schema}), schema)

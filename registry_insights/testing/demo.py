@@ -23,6 +23,7 @@ import io
 import json
 import random
 import tarfile
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -353,6 +354,9 @@ class DemoRegistry:
         self.seed = seed
         self.server = RegistryServer(storage_dir)
         self.images: list[SeededImage] = []
+        # the registry ends with this object or with the interpreter (a notebook kernel shut
+        # down or restarted), not in a last cell that "Run All" reaches
+        self._finalizer = weakref.finalize(self, self.server.close)
 
     @property
     def url(self) -> str:
@@ -375,8 +379,14 @@ class DemoRegistry:
         return self.images
 
     def stop(self) -> None:
-        """Stop the registry and remove its storage, configuration and log."""
-        self.server.close()
+        """Stop the registry and remove its storage, configuration and log.
+
+        Not needed at the end of a notebook or script: the registry also stops when this object
+        is garbage collected or the interpreter (the kernel) ends; a killed kernel is covered
+        by the server's watcher process (:meth:`RegistryServer.close
+        <registry_insights.testing.server.RegistryServer.close>`).
+        """
+        self._finalizer()
 
     def __enter__(self) -> DemoRegistry:
         try:

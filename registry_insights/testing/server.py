@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -83,7 +84,93 @@ def _die_with_parent() -> None:
 @atexit.register
 def _stop_all() -> None:
     for server in list(_RUNNING):
-        server.stop()
+        server.close()
+
+
+#: The watcher (run with ``python -c``): it reads lines from its stdin, ``watch PATH`` (a
+#: temporary directory to remove) and ``config PATH`` (a registry started with that
+#: configuration file), until ``done`` (the owner cleaned up itself: exit) or end of file (the
+#: owner died without cleaning up, e.g. a Jupyter kernel killed: end that registry, remove those
+#: directories). Only the owner holds the pipe's write end, so end of file means it is gone.
+_WATCHER = r"""
+import os, shutil, signal, sys, time
+paths, configs = [], []
+for line in sys.stdin:
+    verb, _, arg = line.rstrip("\n").partition(" ")
+    if verb == "done":
+        sys.exit(0)
+    (paths if verb == "watch" else configs).append(arg)
+
+def registries():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(c.encode() in argv for c in configs) and b"serve" in argv:
+            found.append(int(pid))
+    return found
+
+deadline = time.monotonic() + 10  # the registry ends itself (PR_SET_PDEATHSIG) most times
+while registries() and time.monotonic() < deadline:
+    time.sleep(0.1)
+for pid in registries():
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+time.sleep(0.2)
+for path in paths:
+    shutil.rmtree(path, ignore_errors=True)
+"""
+
+
+class _Watcher:
+    """Removes a server's temporary files and ends its registry if this process dies without
+    doing it (killed, or ended by a signal that skips ``atexit``): a small ``python -c``
+    process in its own session, told what to clean through a pipe (see :data:`_WATCHER`)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _send(self, line: str) -> None:
+        if self._process is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _WATCHER], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                env=_clean_environment(),
+            )
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(line.encode() + b"\n")
+            self._process.stdin.flush()
+        except OSError:  # the watcher is gone: cleaning up falls back to atexit alone
+            pass
+
+    def watch(self, path: Path) -> None:
+        self._send(f"watch {path}")
+
+    def config(self, path: Path) -> None:
+        self._send(f"config {path}")
+
+    def done(self) -> None:
+        """Tell the watcher everything is cleaned up; it exits without doing anything."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            assert process.stdin is not None
+            process.stdin.write(b"done\n")
+            process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class RegistryServer:
@@ -158,6 +245,7 @@ class RegistryServer:
         )
         self._own_storage: tempfile.TemporaryDirectory[str] | None = None
         self._given_storage: Path | None = Path(storage_dir) if storage_dir is not None else None
+        self._watcher = _Watcher()
         self.storage_dir: Path = self._prepare_storage()
 
     # -- addresses ---------------------------------------------------------------------------
@@ -204,6 +292,8 @@ class RegistryServer:
             return self._given_storage
         if self._own_storage is None:
             self._own_storage = tempfile.TemporaryDirectory(prefix="registry-insights-storage-")
+            if self.running or self._watcher._process is not None:
+                self._watcher.watch(Path(self._own_storage.name))
         return Path(self._own_storage.name)
 
     def config(self) -> dict[str, Any]:
@@ -252,6 +342,11 @@ class RegistryServer:
         if self.running:
             return self
         self.storage_dir = self._prepare_storage()
+        if self._watcher._process is None:  # from the first start on, a killed owner is covered
+            self._watcher.watch(Path(self._work_dir.name))
+            if self._own_storage is not None:
+                self._watcher.watch(Path(self._own_storage.name))
+            self._watcher.config(self.config_path)
         attempts = PORT_ATTEMPTS if self._requested_port is None else 1
         last_error: RuntimeError | None = None
         for _ in range(attempts):
@@ -344,9 +439,15 @@ class RegistryServer:
             self._own_storage = None
 
     def close(self) -> None:
-        """Stop the registry and remove every temporary file, the log included; idempotent."""
+        """Stop the registry and remove every temporary file, the log included; idempotent.
+
+        From the first :meth:`start` on, a small watcher process does the same if this process
+        dies first without running ``atexit`` (a Jupyter kernel killed or restarted while busy):
+        it ends the registry and removes the temporary storage, configuration and log.
+        """
         self.stop()
         self._work_dir.cleanup()
+        self._watcher.done()
 
     def __enter__(self) -> RegistryServer:
         return self.start()

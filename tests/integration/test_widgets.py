@@ -135,8 +135,15 @@ def test_anonymous_filter_narrows_the_options_and_keeps_the_selection(seeded):
     everything = browser.visible
     assert browser.repositories == [SIBLINGS, "widgets/r0", "widgets/r1"]
     assert len(everything) == 4 + 2 * 4  # latest shares v2's digest in r0 and r1
-    label = browser.tag_list.options[everything.index((SIBLINGS, "old"))][0]
-    assert "2025-01-01" in label and "KiB" in label
+    browser.sort("created_at", ascending=True)  # the oldest build first, as a header click
+    assert browser.page_rows[0] == (SIBLINGS, "old")
+    cells = [c.value for c in browser._cells[0]]
+    assert "2025-01-01" in cells[4] and "KiB" in cells[6] and "linux/amd64" in cells[3]
+    assert browser.header["created_at"].description == "Built (UTC) ▲"
+    browser.header["created_at"].click()  # a second click turns the order around
+    assert browser.header["created_at"].description == "Built (UTC) ▼"
+    assert browser.visible[-1] == (SIBLINGS, "old")
+    browser.sort("repository", ascending=True)
 
     browser.select([("widgets/r0", "v1"), ("widgets/r1", "v1")])
     browser.confirm.value = True
@@ -153,6 +160,16 @@ def test_anonymous_filter_narrows_the_options_and_keeps_the_selection(seeded):
     assert browser.visible == [("widgets/r0", "latest")]
     browser.repository.value = ""
     assert browser.visible == [("widgets/r0", "latest"), ("widgets/r1", "latest")]
+    browser.regex.value = True
+    browser.text.value = "("  # half typed: said under the filters, nothing else changes
+    assert "not a valid regular expression" in browser.filter_message.value
+    assert browser.visible == [("widgets/r0", "latest"), ("widgets/r1", "latest")]
+    browser.text.value = r"^v[12]$"
+    assert browser.filter_message.value == ""
+    assert browser.visible == [("widgets/r0", "v1"), ("widgets/r0", "v2"), ("widgets/r1", "v1"),
+                               ("widgets/r1", "v2")]
+    browser.regex.value = False
+    browser.text.value = "lat"
     with pytest.raises(ValueError, match="hidden by the filter"):
         browser.select([("widgets/r0", "v0")])
     with pytest.raises(ValueError, match="not in the tags"):
@@ -173,8 +190,10 @@ def test_anonymous_buttons_drive_the_same_code_paths(seeded, tmp_path):
     browser.preview_button.click()  # nothing selected: shown, not raised
     assert "error: nothing to preview" in browser.output_text
 
-    browser.tag_list.value = ((SIBLINGS, "b"),)  # as a click in the list would
+    browser.checkboxes[browser.page_rows.index((SIBLINGS, "b"))].value = True  # a click
     assert browser.selected == [(SIBLINGS, "b")]
+    assert "1 tag(s) selected" in browser.summary.value
+    assert "2 sibling tag(s) on these digests stay" in browser.summary.value
     browser.preview_button.click()
     text = browser.output_text
     assert "Deleting 1 tag(s) deletes 0 manifest(s)" in text
@@ -188,15 +207,23 @@ def test_anonymous_buttons_drive_the_same_code_paths(seeded, tmp_path):
     assert "error: not deleting 1 tag(s): tick the confirmation" in browser.output_text
     assert heads(client, SIBLINGS) == before
 
-    browser.pull_button.click()
+    browser.pull_button.click()  # on a worker thread, with the progress bar
+    browser.wait(60)
     assert (tmp_path / "layouts" / SIBLINGS / "b" / "index.json").exists()
     assert "pulled widgets/app:b" in browser.output_text
+    assert browser.progress.value == browser.progress.max == 1
 
     browser.confirm.value = True
     assert not browser.delete_button.disabled
-    assert "deleting 1 selected tag(s)" in browser.confirm.description
+    assert "deleting these 1 selected tag(s)" in browser.confirm.description
     browser.delete_button.click()
-    assert "widgets/app:b: deleted: tag only" in browser.output_text
+    browser.wait(60)
+    text = browser.output_text
+    assert "widgets/app:b: deleted (tag only): tag only" in text
+    assert "widgets/app:a: kept" in text and "widgets/app:c: kept" in text
+    assert "1 deleted (tag only), 2 kept." in text
+    assert dict(zip(browser.outcomes["tag"], browser.outcomes["outcome"])) == {
+        "b": "deleted (tag only)", "a": "kept", "c": "kept"}
     assert heads(client, SIBLINGS) == {t: d for t, d in before.items() if t != "b"}
     assert browser.selected == [] and browser.delete_button.disabled
 
@@ -227,7 +254,9 @@ def test_anonymous_refresh_shows_the_tag_gone_and_keeps_the_selection(seeded):
     stale.confirm.value = True
     (result,) = stale.delete_selected()
     assert result.status == "absent"
-    assert "widgets/app:old: absent" in stale.output_text
+    assert "widgets/app:old: already gone" in stale.output_text
+    assert "Nothing was deleted, so no space comes back" in stale.output_text
+    assert "garbage collection" not in stale.output_text
     assert sorted(client.tags(SIBLINGS)) == ["a", "b", "c"]
     assert client.head_manifest(SIBLINGS, "a").digest == digest
 
@@ -254,4 +283,64 @@ def test_browser_of_no_tags_needs_no_request():
 
 def test_browser_is_exported_lazily():
     assert ri.TagBrowser is TagBrowser
+    assert ri.TagSelection is TagBrowser(_NoNetwork(), tags=ri.schema.empty(
+        ri.TAGS_SCHEMA)).selection.__class__
     assert Path(ri.widgets.__file__).name == "widgets.py"
+
+
+def test_anonymous_confirmation_is_bound_to_the_digest_shown(seeded):
+    """Issue 10 item 6: ticked on nightly (digest A); a new nightly (B) is pushed behind the
+    browser's back; after a refresh the tick is gone, delete_selected refuses, B stays."""
+    _handle, client, _digest = seeded
+    fleet = FleetBuilder(client, 11)
+    base = fleet.layer(3_000, "nightly-base")
+    digest_a = fleet.build(SIBLINGS, ["nightly"],
+                           {"linux/amd64": [base, fleet.layer(900, "nightly-a")]},
+                           "2026-03-02T00:00:00Z", oci=True)
+    browser = TagBrowser(client, repositories=[SIBLINGS], now="2026-04-01")
+    browser.filter(text="nightly")
+    browser.select([(SIBLINGS, "nightly")])
+    browser.confirm.value = True
+    assert browser.selection.confirmed_rows == [(SIBLINGS, "nightly", digest_a)]
+
+    digest_b = fleet.build(SIBLINGS, ["nightly"],
+                           {"linux/amd64": [base, fleet.layer(900, "nightly-b")]},
+                           "2026-03-03T00:00:00Z", oci=True)
+    assert digest_b != digest_a
+    browser.refresh_button.click()
+    assert browser.selection.digest((SIBLINGS, "nightly")) == digest_b  # seen at once
+    assert browser.selected == [(SIBLINGS, "nightly")]  # still selected ...
+    assert browser.confirm.value is False  # ... but no longer confirmed
+    assert browser.delete_button.disabled
+    with pytest.raises(ConfirmationRequired, match="read again and the selected rows changed"):
+        browser.delete_selected()
+    browser.delete_button.click()  # disabled in the page; a forced click is refused too
+    browser.wait(10)
+    assert client.request_counts["delete"] == 0
+    assert client.head_manifest(SIBLINGS, "nightly").digest == digest_b
+
+    # confirmed on B, then C pushed and no refresh: the delete names B, the registry has C
+    browser.confirm.value = True
+    digest_c = fleet.build(SIBLINGS, ["nightly"],
+                           {"linux/amd64": [base, fleet.layer(900, "nightly-c")]},
+                           "2026-03-04T00:00:00Z", oci=True)
+    (result,) = browser.delete_selected()
+    assert result.status == "changed" and result.digest == digest_b
+    assert browser.outcomes["outcome"].tolist() == ["refused"]
+    assert "Nothing was deleted" in browser.output_text
+    assert client.head_manifest(SIBLINGS, "nightly").digest == digest_c
+
+    # the other changes withdraw it too: the selection, a filter hiding a selected row
+    browser.refresh()
+    browser.confirm.value = True
+    browser.select_none()
+    assert browser.confirm.value is False
+    browser.filter()
+    browser.select([(SIBLINGS, "nightly"), (SIBLINGS, "a")])
+    browser.confirm.value = True
+    browser.filter(text="night")
+    assert browser.selected == [(SIBLINGS, "nightly")] and browser.confirm.value is False
+    with pytest.raises(ConfirmationRequired, match="filters hid selected rows"):
+        browser.delete_selected()
+    assert client.head_manifest(SIBLINGS, "nightly").digest == digest_c
+    assert client.request_counts["delete"] == 0
