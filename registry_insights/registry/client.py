@@ -273,8 +273,8 @@ class RegistryClient:
             return reference if is_digest(reference) else \
                 response.headers.get("Docker-Content-Digest")
 
-        response, raw, digest = self._get_verified(
-            "manifest", repository, f"/v2/{repository}/manifests/{reference}",
+        response, raw, digest = self._transport.get_verified(
+            "manifest", f"/v2/{repository}/manifests/{reference}", (pull_scope(repository),),
             {"Accept": mt.MANIFEST_ACCEPT}, expected, f"manifest {repository}:{reference}",
             cache)
         media_type_header = response.headers.get("Content-Type")
@@ -358,39 +358,11 @@ class RegistryClient:
         """A small blob (a config) in memory, verified; cached forever (content addressed)."""
         validate_repository(repository)
         validate_digest(digest)
-        _response, data, _actual = self._get_verified(
-            "blob", repository, f"/v2/{repository}/blobs/{digest}", {}, lambda _r: digest,
+        _response, data, _actual = self._transport.get_verified(
+            "blob", f"/v2/{repository}/blobs/{digest}", (pull_scope(repository),), {},
+            lambda _r: digest,
             f"blob {repository}@{digest}")
         return data
-
-    def _get_verified(self, kind: str, repository: str, path: str, headers: dict,
-                      expected: Callable, what: str, cache: bool | str = True):
-        """GET ``path``; its bytes must hash to ``expected(response)`` (when that names a
-        sha256 digest). Bytes that do not verify are never served again: the stored answer is
-        evicted, and when it came from the cache it is fetched once more from the registry.
-
-        Returns ``(response, raw bytes, sha256 digest)``; raises DigestMismatch.
-        """
-        url = self._transport.url(path)
-        for attempt in (0, 1):
-            response = self._transport.request(
-                kind, "GET", path, scopes=(pull_scope(repository),), headers=headers,
-                cache=cache if attempt == 0 else "refresh")
-            raw = response.content
-            actual = sha256_digest(raw)
-            want = expected(response)
-            if not (want and want.startswith("sha256:")) or want == actual:
-                return response, raw, actual
-            self.cache.evict("GET", url, headers.get("Accept"))
-            if not getattr(response, "from_cache", False):
-                break
-            log.warning("%s: the cached bytes hash to %s, not %s; evicted, asking the "
-                        "registry", what, actual, want)
-        raise DigestMismatch(
-            f"{what} should be {want} but its bytes (from the registry) hash to {actual}; "
-            "nothing was kept",
-            method="GET", url=response.url, status=response.status_code,
-        )
 
     def blob(self, repository: str, digest: str, fileobj: IO[bytes],
              chunk_size: int = 1 << 20) -> int:

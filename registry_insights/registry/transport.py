@@ -32,10 +32,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .. import errors
+from ..errors import DigestMismatch
 from ..settings import DEFAULTS
 from .auth.authenticator import Authenticator
 from .auth.credentials import Credentials
 from .cache import HttpCache
+from .names import sha256_digest
 from .responses import check_response, network_reason, redact_url
 
 log = logging.getLogger("registry_insights")
@@ -269,6 +271,35 @@ class Transport:
             scopes = retry
             response.close()
         return check_response(response, ok)
+
+    def get_verified(self, kind: str, path: str, scopes: tuple[str, ...], headers: dict,
+                     expected: Callable, what: str, cache: bool | str = True):
+        """GET ``path``; its bytes must hash to ``expected(response)`` (when that names a
+        sha256 digest). Bytes that do not verify are never served again: the stored answer is
+        evicted, and when it came from the cache it is fetched once more from the registry.
+
+        Returns ``(response, raw bytes, sha256 digest)``; raises DigestMismatch.
+        """
+        url = self.url(path)
+        for attempt in (0, 1):
+            response = self.request(
+                kind, "GET", path, scopes=scopes, headers=headers,
+                cache=cache if attempt == 0 else "refresh")
+            raw = response.content
+            actual = sha256_digest(raw)
+            want = expected(response)
+            if not (want and want.startswith("sha256:")) or want == actual:
+                return response, raw, actual
+            self.cache.evict("GET", url, headers.get("Accept"))
+            if not getattr(response, "from_cache", False):
+                break
+            log.warning("%s: the cached bytes hash to %s, not %s; evicted, asking the "
+                        "registry", what, actual, want)
+        raise DigestMismatch(
+            f"{what} should be {want} but its bytes (from the registry) hash to {actual}; "
+            "nothing was kept",
+            method="GET", url=response.url, status=response.status_code,
+        )
 
     def close(self) -> None:
         self.cache.close()
