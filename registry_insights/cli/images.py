@@ -54,7 +54,12 @@ def register(sub) -> None:
     connection_options(p)
     output_options(p)
     p.set_defaults(handler=inspect)
+    _register_reading(sub)
+    _register_changing(sub)
 
+
+def _register_reading(sub) -> None:
+    """``manifest``, ``config``, ``digest``."""
     # the commands that read one reference, table-like: (name, summary, examples, what
     # --platform selects, output format default, note on the default format, handler)
     for name, summary, examples, platform_help, default, note, handler in (
@@ -80,6 +85,9 @@ def register(sub) -> None:
         output_options(p, default=default or "table", note=note)
         p.set_defaults(handler=handler)
 
+
+def _register_changing(sub) -> None:
+    """``rm``, ``pull`` and the older ``tag``."""
     p = command(sub, "rm", "delete one tag (its sibling tags stay) or a manifest by digest",
                 "registry-insights rm localhost:5000/team/app:pr-41 --yes\n"
                 "registry-insights rm localhost:5000/team/app@sha256:4f1c...   # asks first",
