@@ -493,6 +493,11 @@ class TokenServer:
         identity: str | None,
     ) -> None:
         data = json.dumps(payload).encode("utf-8")
+        # logged before the answer goes out: a test reading the log right after its request
+        # returned must find the line (under load the handler thread may lag behind)
+        line = f"{method} {path} -> {status} identity={identity or '-'}"
+        with self._lock:
+            self.request_log.append(line)
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
@@ -500,9 +505,6 @@ class TokenServer:
             handler.send_header("WWW-Authenticate", 'Basic realm="registry-insights-test-token"')
         handler.end_headers()
         handler.wfile.write(data)
-        line = f"{method} {path} -> {status} identity={identity or '-'}"
-        with self._lock:
-            self.request_log.append(line)
 
 
 @dataclass
