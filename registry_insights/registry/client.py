@@ -38,6 +38,7 @@ from .names import (
     validate_repository,
 )
 from .pagination import next_page
+from .responses import redact_url
 from .transport import Transport
 from .walk import fetch_details
 from .workers import WorkerPool
@@ -47,6 +48,8 @@ log = logging.getLogger("registry_insights")
 CATALOG_SCOPE = "registry:catalog:*"
 #: Entries asked per catalog page (Distribution refuses more than 1000).
 CATALOG_PAGE_SIZE = 1000
+#: Pages of one list followed at most (a million tags at Distribution's page size of 100).
+MAX_PAGES = 10_000
 
 
 def pull_scope(repository: str) -> str:
@@ -81,6 +84,12 @@ class RegistryClient:
         TLS verification (or a CA bundle path).
     insecure : bool
         Allow plain http to a non-loopback host.
+    retries : int
+        Retries of 429, 502, 503, 504 and connection errors (urllib3 ``Retry``, exponential
+        backoff with jitter).
+    max_retry_after : float
+        Seconds a ``Retry-After`` (seconds or HTTP-date) is honoured up to; a longer wait raises
+        :class:`~registry_insights.errors.RateLimited` at once, carrying ``retry_after``.
     verbose : bool
         Log one line per request (method, URL, status, time, cache or network) on the
         ``registry_insights`` logger at INFO, adding a stderr handler if it has none.
@@ -105,6 +114,7 @@ class RegistryClient:
         insecure: bool = False,
         verbose: bool = False,
         retries: int = DEFAULTS.retries,
+        max_retry_after: float = DEFAULTS.max_retry_after,
     ):
         self.registry = normalize_registry(registry, insecure=insecure)
         self.host = self.registry.split("://", 1)[1]
@@ -115,9 +125,11 @@ class RegistryClient:
                                identity_label(self.credentials.identity, secret), freshness)
         self._transport = Transport(
             self.registry, self.credentials, self.cache, max_workers=self.max_workers,
-            timeout=timeout, verify=verify, retries=retries,
+            timeout=timeout, verify=verify, retries=retries, max_retry_after=max_retry_after,
         )
         self.catalog_page_size = CATALOG_PAGE_SIZE
+        #: Pages followed at most per list (catalog, tags) before stopping with a warning.
+        self.max_pages = MAX_PAGES
         self.workers = WorkerPool(self.max_workers)
         self._deleter = Deleter(self)
         self._configs: dict[str, dict] = {}
@@ -188,11 +200,20 @@ class RegistryClient:
 
     def _follow(self, kind: str, first: str, key: str, scopes: tuple[str, ...],
                 cache: bool | str = True) -> list[str]:
-        out: list[str] = []
+        """Every item of every page from ``first``, each once, in the order first seen.
+
+        The next-page cursor is opaque, so a registry can link its last page back to the
+        first under a new cursor every time: the URL never repeats. The walk therefore stops
+        (with a warning) at a page that adds no item not seen before, and after
+        :attr:`max_pages` pages.
+        """
+        out: dict[str, None] = {}
         seen: set[str] = set()
         url: str | None = first
+        pages = 0
         while url:
             response = self._transport.request(kind, "GET", url, scopes=scopes, cache=cache)
+            pages += 1
             try:
                 body = response.json()
             except ValueError:
@@ -203,11 +224,23 @@ class RegistryClient:
             if not isinstance(body, dict):
                 raise InvalidResponse(f"{kind} page is not a JSON object: {body!r:.80}",
                                       url=response.url)
-            out.extend(body.get(key) or [])
+            items = [i for i in (body.get(key) or []) if isinstance(i, str)]
+            before = len(out)
+            out.update(dict.fromkeys(items))
             url = next_page(response, seen)
             if url:
                 self._transport.url(url)  # refuses another host
-        return out
+                if pages > 1 and len(out) == before:
+                    log.warning("%s: page %d of %s added nothing new but links a next page "
+                                "(%s); stopped there", kind, pages, redact_url(first),
+                                redact_url(url))
+                    break
+                if pages >= self.max_pages:
+                    log.warning("%s: stopped after %d pages of %s (max_pages); the registry "
+                                "still links a next page, the list may be incomplete", kind,
+                                pages, redact_url(first))
+                    break
+        return list(out)
 
     def repositories(self) -> list[str]:
         """Every repository in the catalog (``GET /v2/_catalog``, pages followed), sorted.

@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from .. import errors
@@ -38,11 +39,12 @@ from .auth.authenticator import Authenticator
 from .auth.credentials import Credentials
 from .cache import HttpCache
 from .names import sha256_digest
-from .responses import check_response, network_reason, redact_url
+from .responses import check_response, network_reason, redact_url, retry_after_seconds
 
 log = logging.getLogger("registry_insights")
 
-#: Seconds a ``Retry-After`` may ask us to wait, at most, per retry.
+#: Seconds a ``Retry-After`` may ask us to wait (per retry) by default; a longer wait is not
+#: slept: :class:`~registry_insights.errors.RateLimited` is raised at once.
 MAX_RETRY_AFTER = DEFAULTS.max_retry_after
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Methods retried after a failure; DELETE is not (a lost answer may mean it was done).
@@ -50,21 +52,37 @@ RETRY_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
 
 
 class _CountingRetry(Retry):
-    """urllib3 Retry that caps ``Retry-After`` and reports each retry to ``on_retry``."""
+    """urllib3 Retry that does not wait longer than ``max_retry_after`` and reports each retry
+    to ``on_retry``.
+
+    A ``Retry-After`` (seconds or HTTP-date) up to ``max_retry_after`` is slept, then the same
+    request is sent again; a longer one ends the retries at once: the answer goes back to
+    the transport, which raises :class:`~registry_insights.errors.RateLimited`.
+    """
 
     on_retry: Callable[[dict | None], None] | None = None
+    max_retry_after: float = MAX_RETRY_AFTER
 
     def new(self, **kw):
         retry = super().new(**kw)
         retry.on_retry = self.on_retry
+        retry.max_retry_after = self.max_retry_after
         return retry
 
     def get_retry_after(self, response):
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+        seconds = retry_after_seconds(response.headers.get("Retry-After"))
+        return None if seconds is None else min(seconds, self.max_retry_after)
 
-    def increment(self, method=None, url=None, response=None, *args, **kwargs):
-        retry = super().increment(method, url, response, *args, **kwargs)  # raises when spent
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
+                  _stacktrace=None):
+        if response is not None and response.status in RETRY_STATUSES:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is not None and wait > self.max_retry_after:
+                # not worth sleeping: hand the answer back (raise_on_status is False)
+                raise MaxRetryError(_pool, url, ResponseError(
+                    f"Retry-After {wait:.0f} s is more than {self.max_retry_after:g} s"))
+        retry = super().increment(method, url, response, error, _pool,
+                                  _stacktrace)  # raises when spent
         if self.on_retry is not None:
             self.on_retry(response.headers if response is not None else None)
         return retry
@@ -99,6 +117,7 @@ class Transport:
         verify=True,
         retries: int = DEFAULTS.retries,
         backoff_factor: float = 0.5,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ):
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
@@ -132,6 +151,7 @@ class Transport:
             respect_retry_after_header=True, raise_on_status=False,
         )
         retry.on_retry = self._on_retry
+        retry.max_retry_after = self.max_retry_after = float(max_retry_after)
         pool = max(int(max_workers), 1)
         for session, connections in ((self.session, 4), (self._token_session, 2)):
             adapter = _CountingAdapter(self._on_send, pool_connections=connections,
@@ -222,7 +242,7 @@ class Transport:
                     method="GET", url=url, status=404,
                 )
             elif response.status_code != 200:
-                check_response(response)
+                self._checked(response, (200,))
             self._probed = True
             return self.scheme
 
@@ -270,7 +290,22 @@ class Transport:
                 break
             scopes = retry
             response.close()
-        return check_response(response, ok)
+        return self._checked(response, ok)
+
+    def _checked(self, response: requests.Response, ok) -> requests.Response:
+        """:func:`check_response`, with a wait longer than ``max_retry_after`` raised as
+        :class:`~registry_insights.errors.RateLimited` (nothing was slept)."""
+        try:
+            return check_response(response, ok)
+        except errors.RegistryError as exc:
+            wait = exc.retry_after
+            if wait is None or wait <= self.max_retry_after:
+                raise
+            until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
+            raise exc.rewrap(
+                f"{exc.message}; the registry asks to wait {wait:.0f} s (Retry-After), more "
+                f"than max_retry_after={self.max_retry_after:g} s: try again after {until}",
+                errors.RateLimited) from None
 
     def get_verified(self, kind: str, path: str, scopes: tuple[str, ...], headers: dict,
                      expected: Callable, what: str, cache: bool | str = True):
