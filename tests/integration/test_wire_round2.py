@@ -6,7 +6,6 @@ bodies, IPv6 and anonymous-ping registries. Each is reproduced by the rewriting 
 
 from __future__ import annotations
 
-import io
 import logging
 import secrets
 
@@ -100,8 +99,8 @@ def test_retry_after_longer_than_the_maximum_raises_at_once(proxied, token_regis
 
 
 def test_default_maximum_is_60_seconds(proxied, token_registry, fleet):
-    from email.utils import formatdate
     import time
+    from email.utils import formatdate
 
     date = formatdate(time.time() + 3600, usegmt=True)  # an HTTP-date an hour ahead
     proxied.rules.append(lambda r: oci_error(503, "UNAVAILABLE", "maintenance",
@@ -116,8 +115,8 @@ def test_default_maximum_is_60_seconds(proxied, token_registry, fleet):
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 def test_short_retry_after_is_honoured_and_the_refused_page_is_asked_again(
         proxied, token_registry, fleet, form):
-    from email.utils import formatdate
     import time
+    from email.utils import formatdate
 
     refused = []
 
