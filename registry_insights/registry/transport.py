@@ -274,6 +274,7 @@ class Transport:
             return check_response(cached, ok)
         self.ping()
         for attempt in (0, 1):
+            sent_at = time.monotonic()
             auth_header, key, token = self.auth.authorization(scopes)
             send_headers = dict(headers)
             if auth_header:
@@ -282,7 +283,7 @@ class Transport:
                                   stream=stream, **options, **kwargs)
             if response.status_code != 401 or attempt == 1:
                 break
-            retry = self.auth.retry_scopes(response, scopes, key, token)
+            retry = self.auth.retry_scopes(response, scopes, key, token, sent_at)
             if retry is None:
                 if self.scheme == "basic" and 401 not in ok \
                         and urlsplit(response.url or url).netloc == self.host:

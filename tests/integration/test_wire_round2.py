@@ -141,3 +141,122 @@ def test_short_retry_after_is_honoured_and_the_refused_page_is_asked_again(
     assert asked.count(asked[0]) == 1 and asked.count(refused[0]) == 2
     assert asked.index(refused[0]) == 1 and asked[2] == refused[0]
     assert waited >= 0.9
+
+
+# -- 3. deletes disabled, tag deletion unsupported: found out once, remembered --------------
+def _deletes(proxy):
+    return [(p, s) for m, p, s in proxy.log if m == "DELETE"]
+
+
+def test_deletes_disabled_is_found_out_with_one_delete_request(proxied, token_registry):
+    with client_for(token_registry.url, token_registry) as seeder:
+        push_fleet(seeder, "deloff", repositories=2, tags=2, index_every=0)
+    proxied.rules.append(lambda r: oci_error(405, "UNSUPPORTED", "The operation is unsupported.")
+                         if r.method == "DELETE" else None)
+    everything = [(f"deloff/r{r}", t) for r in range(2) for t in ("latest", "v0", "v1")]
+    with client_for(proxied.url, token_registry) as client:
+        with pytest.raises(ri.Unsupported, match="deletes are disabled"):
+            client.delete_many(everything, progress=False)
+        assert len(_deletes(proxied)) == 1
+        before = len(proxied.log)
+        with pytest.raises(ri.Unsupported, match="deletes are disabled"):
+            client.delete_many(everything, progress=False)
+        with pytest.raises(ri.Unsupported, match="deletes are disabled"):
+            client.delete("deloff/r1", tag="v0")
+        assert len(proxied.log) == before  # remembered: not even a read
+    # tag-only deletes (a sibling tag keeps each digest): the tag DELETE and one probe
+    proxied.log.clear()
+    with client_for(proxied.url, token_registry) as client:
+        with pytest.raises(ri.Unsupported, match="deletes are disabled"):
+            client.delete_many([("deloff/r0", "v1"), ("deloff/r1", "v1")], progress=False)
+    assert [s for _p, s in _deletes(proxied)] == [405, 405]
+    assert _deletes(proxied)[1][0].endswith("sha256:" + "0" * 64)
+
+
+@pytest.mark.parametrize("refusal", ["400 DIGEST_INVALID (Distribution)", "405 UNSUPPORTED"])
+def test_tag_deletion_unsupported_is_tried_once(proxied, token_registry, refusal):
+    repo = f"untag{refusal[:3]}/r0"
+    with client_for(token_registry.url, token_registry) as seeder:
+        seeded = push_fleet(seeder, repo.split("/")[0], repositories=1, tags=2, index_every=0)
+        v0 = next(i for i in seeded if i.tag == "v0")
+        manifest = seeder.manifest(repo, "v0")
+        for alias in ("a0", "a1", "a2"):
+            seeder.put_manifest(repo, alias, manifest.raw, manifest.media_type)
+    if refusal.startswith("405"):
+        proxied.rules.append(lambda r: oci_error(405, "UNSUPPORTED", "no tag deletes")
+                             if r.method == "DELETE" and "/manifests/sha256:" not in r.path
+                             else None)
+    with client_for(proxied.url, token_registry) as client:
+        results = client.delete_many([(repo, "v0"), (repo, "a0"), (repo, "a1")],
+                                     progress=False)
+        assert [r.status for r in results] == ["deleted"] * 3, results
+        assert client.tags(repo) == ["a2", "latest", "v1"]
+        assert client.head_manifest(repo, "a2").digest == v0.digest
+        results = client.delete_many([(repo, "v1")], progress=False)  # latest keeps it
+        assert results[0].status == "deleted"
+    by_tag = [p for p, _s in _deletes(proxied) if "/manifests/sha256:" not in p]
+    assert len(by_tag) == 1  # tried once, then remembered
+    assert by_tag[0] in {f"/v2/{repo}/manifests/{t}" for t in ("v0", "a0", "a1")}
+
+
+# -- 4. only unsupported schemes ------------------------------------------------------------
+@pytest.mark.parametrize("header", [["Negotiate, NTLM"], ["Negotiate", "NTLM"]])
+def test_only_unsupported_schemes_are_named_in_the_error(proxied, token_registry, header):
+    def windows(request, reply):
+        if reply.status == 401:
+            reply.set_header("WWW-Authenticate", None)
+            reply.headers += [("WWW-Authenticate", value) for value in header]
+        return reply
+    proxied.rewrites.append(windows)
+    with client_for(proxied.url, token_registry) as client:
+        with pytest.raises(ri.Unauthorized) as caught:
+            client.tags("round2/r0")
+    message = str(caught.value).lower()
+    assert "negotiate" in message and "ntlm" in message and "basic and bearer" in message
+    assert token_registry.password not in str(caught.value)
+
+
+# -- 5. a catalog refused to a fresh token --------------------------------------------------
+def test_catalog_refused_to_a_fresh_token_costs_one_token(proxied, token_registry, fleet):
+    server = token_registry.token_server
+    challenge = (f'Bearer realm="{server.realm}",service="registry-insights-test",'
+                 'scope="registry:catalog:*",error="insufficient_scope"')
+    proxied.rules.append(lambda r: oci_error(401, "UNAUTHORIZED", "admins only",
+                                             [("WWW-Authenticate", challenge)])
+                         if r.path.startswith("/v2/_catalog") else None)
+    server.reset_counts()
+    with client_for(proxied.url, token_registry) as client:
+        with pytest.raises(ri.CatalogUnavailable, match="pass the repositories"):
+            client.repositories()
+        catalog_tokens = [s for _i, asked in server.issued for s in asked
+                          if s == "registry:catalog:*"]
+        assert catalog_tokens == ["registry:catalog:*"]
+        assert sum(1 for _m, p, _s in proxied.log if p.startswith("/v2/_catalog")) == 1
+        # the repositories still work with their own tokens
+        assert client.tags("round2/r0") == TAGS
+
+
+# -- 11. IPv6 and anonymous-ping registries keep working ------------------------------------
+def test_ipv6_registry_address(token_registry, fleet):
+    with RewritingProxy(token_registry.url, host="::1") as proxy:
+        assert proxy.url.startswith("http://[::1]:")
+        with client_for(proxy.url, token_registry) as client:
+            assert client.registry == proxy.url
+            assert client.ping() == "bearer"
+            assert client.tags("round2/r1") == TAGS
+            image = next(i for i in fleet if i.repository == "round2/r1" and i.tag == "v0")
+            assert client.manifest("round2/r1", "v0").digest == image.digest
+    assert {s for _m, _p, s in proxy.log} <= {200, 401}
+
+
+def test_anonymous_ping_then_challenge_per_repository(proxied, token_registry, fleet):
+    """GET /v2/ answers 200 to anyone; the API answers 401 with a bearer challenge."""
+    proxied.rules.append(lambda r: Reply(200, [("Content-Type", "application/json")], b"{}")
+                         if r.path == "/v2/" else None)
+    with client_for(proxied.url, token_registry) as client:
+        assert client.ping() is None
+        assert client.tags("round2/r0") == TAGS
+        assert client._transport.scheme == "bearer"
+        assert client.tags("round2/r1") == TAGS
+    statuses = [s for _m, p, s in proxied.log if "/tags/list" in p]
+    assert statuses == [401, 200, 200]  # the challenge once, then tokens at once

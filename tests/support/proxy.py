@@ -70,8 +70,14 @@ class _Server(ThreadingHTTPServer):
     owner: RewritingProxy
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class RewritingProxy:
-    """``RewritingProxy(target).start()``; ``.url``; ``.rules``/``.rewrites``; ``.log``."""
+    """``RewritingProxy(target).start()``; ``.url``; ``.rules``/``.rewrites``; ``.log``.
+
+    ``host="::1"`` listens on IPv6 loopback (``.url`` is then ``http://[::1]:PORT``)."""
 
     def __init__(self, target: str, host: str = "127.0.0.1"):
         parts = urlsplit(target)
@@ -81,14 +87,14 @@ class RewritingProxy:
         self.log: list[tuple[str, str, int]] = []
         self._n = 0
         self._lock = threading.Lock()
-        self._server = _Server((host, 0), _Handler)
+        self._server = (_Server6 if ":" in host else _Server)((host, 0), _Handler)
         self._server.owner = self
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> RewritingProxy:
         self._thread = threading.Thread(target=self._server.serve_forever,
