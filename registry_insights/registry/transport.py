@@ -39,7 +39,13 @@ from .auth.authenticator import Authenticator
 from .auth.credentials import Credentials
 from .cache import HttpCache
 from .names import sha256_digest
-from .responses import check_response, network_reason, redact_url, retry_after_seconds
+from .responses import (
+    check_response,
+    network_reason,
+    read_bounded,
+    redact_url,
+    retry_after_seconds,
+)
 
 log = logging.getLogger("registry_insights")
 
@@ -201,12 +207,22 @@ class Transport:
         return url
 
     # -- sending -----------------------------------------------------------------------------
-    def _send(self, session, method, url, *, kind, **kwargs):
+    def _send(self, session, method, url, *, kind, stream=False, bounded=False, **kwargs):
+        """One request. The body is always received as a stream: an error body (status 400
+        or more) and, with ``bounded``, any body (token answers) is read no further than
+        :data:`~registry_insights.registry.responses.MAX_SMALL_BODY`; other bodies are read
+        whole unless ``stream``."""
         self._local.kind = kind
         started = time.monotonic()
         try:
             response = session.request(method, url, timeout=self.timeout, verify=self.verify,
-                                       **kwargs)
+                                       stream=True, **kwargs)
+            if not getattr(response, "_content_consumed", True):
+                if bounded or response.status_code >= 400:
+                    response._content = read_bounded(response)
+                    response._content_consumed = True
+                elif not stream:
+                    response.content  # noqa: B018 - read now, inside the error handling
         except requests.RequestException as exc:
             raise errors.RegistryError(
                 f"the registry could not be reached: {network_reason(exc, self.timeout)}",
@@ -221,8 +237,9 @@ class Transport:
         return response
 
     def _send_token(self, method: str, url: str, *, kind: str, **kwargs) -> requests.Response:
-        """The authenticator's way out: the token session, never cached."""
-        return self._send(self._token_session, method, url, kind=kind, **kwargs)
+        """The authenticator's way out: the token session, never cached; bodies read no
+        further than 64 KiB."""
+        return self._send(self._token_session, method, url, kind=kind, bounded=True, **kwargs)
 
     def ping(self) -> str | None:
         """Probe ``GET /v2/`` once; return and remember the scheme: "basic", "bearer" or None."""

@@ -6,6 +6,7 @@ bodies, IPv6 and anonymous-ping registries. Each is reproduced by the rewriting 
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 
@@ -260,3 +261,183 @@ def test_anonymous_ping_then_challenge_per_repository(proxied, token_registry, f
         assert client.tags("round2/r1") == TAGS
     statuses = [s for _m, p, s in proxied.log if "/tags/list" in p]
     assert statuses == [401, 200, 200]  # the challenge once, then tokens at once
+
+
+# -- 6. a blob download cut mid-stream ------------------------------------------------------
+def _layer(client, repository="round2/r0", tag="v0", index=0):
+    return client.manifest(repository, tag).layers[index]
+
+
+def _cutter(proxy, digest, times, honour_range=True):
+    """Serve the blob ``digest`` cut in half (announcing its full length) ``times`` times."""
+    state = {"cuts": 0, "ranges": []}
+
+    def rule(request):
+        if request.method != "GET" or not request.path.endswith(f"/blobs/{digest}"):
+            return None
+        state["ranges"].append(request.headers.get("Range"))
+        if not honour_range:
+            request.headers.pop("Range", None)
+        reply = proxy.forward(request)
+        if reply.status in (200, 206) and state["cuts"] < times:
+            state["cuts"] += 1
+            reply.set_header("Content-Length-Override", str(len(reply.body)))
+            reply.body = reply.body[:len(reply.body) // 2]
+        return reply
+    proxy.rules.append(rule)
+    return state
+
+
+def test_blob_cut_mid_stream_is_resumed_with_range(proxied, token_registry, fleet):
+    with client_for(proxied.url, token_registry) as client:
+        layer = _layer(client)
+        state = _cutter(proxied, layer.digest, times=1)
+        out = io.BytesIO()
+        assert client.blob("round2/r0", layer.digest, out, size=layer.size) == layer.size
+    assert ri.reference.sha256_digest(out.getvalue()) == layer.digest
+    assert state["ranges"] == [None, f"bytes={layer.size // 2}-"]
+    statuses = [s for m, p, s in proxied.log if p.endswith(layer.digest)]
+    assert statuses == [200, 206]
+
+
+def test_blob_range_ignored_after_a_cut_starts_again(proxied, token_registry, fleet):
+    with client_for(proxied.url, token_registry) as client:
+        layer = _layer(client)
+        state = _cutter(proxied, layer.digest, times=2, honour_range=False)
+        out = io.BytesIO()
+        assert client.blob("round2/r0", layer.digest, out) == layer.size
+    assert ri.reference.sha256_digest(out.getvalue()) == layer.digest
+    assert len(out.getvalue()) == layer.size  # rewound, not appended to
+    assert state["ranges"] == [None, f"bytes={layer.size // 2}-", f"bytes={layer.size // 2}-"]
+
+
+def test_blob_that_keeps_breaking_off_raises_a_typed_error(proxied, token_registry, fleet):
+    from registry_insights.registry.client import BLOB_RESUMES
+
+    with client_for(proxied.url, token_registry) as client:
+        layer = _layer(client)
+        state = _cutter(proxied, layer.digest, times=100)
+        with pytest.raises(ri.IncompleteBlob, match=f"gave up after {BLOB_RESUMES} resumes"):
+            client.blob("round2/r0", layer.digest, io.BytesIO())
+    assert len(state["ranges"]) == BLOB_RESUMES + 1
+
+
+def test_cli_pull_of_a_blob_that_keeps_breaking_off_says_so_without_traceback(
+        anonymous_registry, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        push_fleet(client, "cutcli", repositories=1, tags=1, index_every=0)
+        layer = _layer(client, "cutcli/r0", "v0", index=-1)
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        _cutter(proxy, layer.digest, times=100)
+        done = subprocess.run(
+            [sys.executable, "-m", "registry_insights.cli", "pull", proxy.url, "cutcli/r0:v0",
+             str(tmp_path / "layout"), "--no-cache"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(ri.__file__).parent.parent)})
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "gave up after" in done.stderr
+    assert not list((tmp_path / "layout").rglob("*.partial"))
+    assert not (tmp_path / "layout" / "index.json").exists()
+
+
+# -- 7. a failed pull stops the other downloads before it raises -----------------------------
+def test_failed_pull_cancels_and_waits_before_raising(proxied, token_registry, fleet, tmp_path):
+    import time
+
+    repo, tag = "round2/r0", "v2"  # a two-platform index: two configs, three layers
+    with client_for(token_registry.url, token_registry) as direct:
+        index = direct.manifest(repo, tag)
+        children = [direct.manifest(repo, d.digest) for d in index.manifests]
+    layers = list(dict.fromkeys(layer.digest for c in children for layer in c.layers))
+    assert len(layers) == 3
+    broken, slow = layers[0], set(layers[1:])
+
+    def rule(request):
+        digest = request.path.rsplit("/", 1)[-1]
+        if request.method == "GET" and digest == broken:
+            return oci_error(500, "UNKNOWN", "disk on fire")
+        if request.method == "GET" and digest in slow:
+            time.sleep(1.0)
+        return None
+    proxied.rules.append(rule)
+    layout = tmp_path / "layout"
+
+    def snapshot():
+        return sorted(str(p.relative_to(layout)) for p in layout.rglob("*"))
+    with client_for(proxied.url, token_registry, max_workers=2) as client:
+        with pytest.raises(ri.RegistryError, match="disk on fire"):
+            client.pull(repo, tag, layout, progress=False)
+        after_raise, requests_then = snapshot(), len(proxied.log)
+        time.sleep(1.5)
+        assert snapshot() == after_raise  # nothing written after pull() raised
+        assert len(proxied.log) == requests_then  # nothing asked after it either
+    assert not [p for p in after_raise if p.endswith(".partial")]
+    assert not any(d.split(":")[1] in p for d in layers for p in after_raise)
+    asked = [p.rsplit("/", 1)[-1] for m, p, _s in proxied.log if m == "GET"]
+    assert asked.count(broken) == 1 and sum(asked.count(d) for d in slow) <= 1
+
+
+# -- 8. an oversized blob is cut at the descriptor's size -----------------------------------
+BIG = 50 << 20
+
+
+def test_oversized_blob_is_not_read_past_the_descriptor_size(proxied, token_registry, fleet,
+                                                            tmp_path):
+    with client_for(token_registry.url, token_registry) as direct:
+        layer = _layer(direct, "round2/r1", "v0")
+    numbers = []
+
+    def huge(request):
+        if request.method == "GET" and request.path.endswith(f"/blobs/{layer.digest}"):
+            numbers.append(request.n)
+            return Reply(200, [("Content-Type", "application/octet-stream")], b"\0" * BIG)
+        return None
+    proxied.rules.append(huge)
+    with client_for(proxied.url, token_registry) as client:
+        with pytest.raises(ri.IncompleteBlob, match=f"descriptor says {layer.size}"):
+            client.pull("round2/r1", "v0", tmp_path / "layout", progress=False)
+    assert len(numbers) == 1 and proxied.sent[numbers[0]] < BIG // 2
+    assert not list((tmp_path / "layout").rglob("*.partial"))
+
+
+# -- 10. error and token bodies are read no further than 64 KiB ------------------------------
+@pytest.mark.parametrize("what", ["manifest", "blob"])
+def test_huge_error_bodies_are_not_read_whole(proxied, token_registry, fleet, what):
+    numbers = []
+    path = "/manifests/v0" if what == "manifest" else "/blobs/sha256:"
+
+    def huge(request):
+        if request.method == "GET" and path in request.path:
+            numbers.append(request.n)
+            body = b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "gone"}]}' + \
+                b" " * BIG
+            return Reply(404, [("Content-Type", "application/json")], body)
+        return None
+    proxied.rules.append(huge)
+    with client_for(proxied.url, token_registry) as client:
+        with pytest.raises(ri.NotFound):
+            if what == "manifest":
+                client.manifest("round2/r0", "v0")
+            else:
+                client.blob("round2/r0", "sha256:" + "1" * 64, io.BytesIO())
+    assert len(numbers) == 1 and proxied.sent[numbers[0]] < BIG // 2
+
+
+def test_huge_token_body_is_not_read_whole(token_registry, fleet):
+    server = token_registry.token_server
+    with RewritingProxy(server.url) as realm, RewritingProxy(token_registry.url) as registry:
+        realm.rules.append(lambda r: Reply(200, [("Content-Type", "application/json")],
+                                           b'{"token": "' + b"x" * BIG + b'"}'))
+        from tests.integration.test_wire import rewrite_challenge
+
+        registry.rewrites.append(rewrite_challenge(
+            f'Bearer realm="{realm.url}/token",service="{{service}}"'))
+        with client_for(registry.url, token_registry) as client:
+            with pytest.raises(ri.InvalidResponse, match="non-JSON"):
+                client.tags("round2/r0")
+    assert len(realm.sent) == 1 and next(iter(realm.sent.values())) < BIG // 2
