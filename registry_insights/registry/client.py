@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -73,8 +73,9 @@ class RegistryClient:
     Parameters
     ----------
     registry : str
-        ``host[:port]`` or ``https://host[:port]``. Plain http only for loopback hosts or with
-        ``insecure=True``.
+        ``host[:port]`` or ``https://host[:port]``, with a path for a registry served under one
+        (``https://host/reg``: the API is at ``/reg/v2/``). Plain http only for loopback hosts
+        or with ``insecure=True``.
     username, password : str, optional
         Explicit credentials; else the docker configuration (``$DOCKER_CONFIG/config.json``),
         else anonymous. The password never appears in reprs, logs, caches or errors.
@@ -124,7 +125,7 @@ class RegistryClient:
         max_retry_after: float = DEFAULTS.max_retry_after,
     ):
         self.registry = normalize_registry(registry, insecure=insecure)
-        self.host = self.registry.split("://", 1)[1]
+        self.host = urlsplit(self.registry).netloc  # host[:port]: credentials are by host
         self.credentials = resolve_credentials(self.host, username, password)
         self.max_workers = max(int(max_workers), 1)
         secret = None if self.credentials.username else self.credentials.identity_token

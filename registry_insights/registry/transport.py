@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -126,7 +126,10 @@ class Transport:
         max_retry_after: float = MAX_RETRY_AFTER,
     ):
         self.base_url = base_url.rstrip("/")
-        self.host = urlsplit(self.base_url).netloc
+        base = urlsplit(self.base_url)
+        self.host = base.netloc
+        #: ``scheme://host[:port]`` and the path the API is served under ("" or "/reg")
+        self.origin, self.base_path = f"{base.scheme}://{base.netloc}", base.path.rstrip("/")
         self.credentials = credentials
         self.cache = cache
         self.session = cache.session
@@ -195,13 +198,25 @@ class Transport:
             self.rate_limit = limits
 
     def url(self, path_or_url: str) -> str:
-        """Absolute URL on this registry; refuses URLs that leave the registry's host."""
+        """Absolute URL on this registry; refuses URLs that leave the registry's host.
+
+        An API path (``/v2/...``) is put under the registry's base path, if it has one
+        (``https://host/reg`` + ``/v2/x`` -> ``https://host/reg/v2/x``), also in a URL the
+        registry sent (a ``Link`` or ``Location`` from a registry that does not know the path
+        a reverse proxy serves it under).
+        """
+        if path_or_url.startswith("/v2/"):
+            path_or_url = self.base_url + path_or_url
         url = urljoin(self.base_url + "/", path_or_url)
         parts = urlsplit(url)
-        if f"{parts.scheme}://{parts.netloc}" != self.base_url:
+        if self.base_path and parts.path.startswith("/v2/") \
+                and f"{parts.scheme}://{parts.netloc}" == self.origin:
+            url = urlunsplit((parts.scheme, parts.netloc, self.base_path + parts.path,
+                              parts.query, ""))
+        if f"{parts.scheme}://{parts.netloc}" != self.origin:
             raise errors.InvalidResponse(
                 f"refusing to follow a URL to another host ({parts.scheme}://{parts.netloc}); "
-                f"requests stay on {self.base_url}",
+                f"requests stay on {self.origin}",
                 url=redact_url(url),
             )
         return url

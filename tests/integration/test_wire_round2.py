@@ -441,3 +441,65 @@ def test_huge_token_body_is_not_read_whole(token_registry, fleet):
             with pytest.raises(ri.InvalidResponse, match="non-JSON"):
                 client.tags("round2/r0")
     assert len(realm.sent) == 1 and next(iter(realm.sent.values())) < BIG // 2
+
+
+# -- 9. a registry under a path (Distribution's http.prefix) --------------------------------
+@pytest.fixture(scope="module")
+def prefixed_registry():
+    from registry_insights.errors import RegistryBinaryNotFound
+    from registry_insights.testing.server import RegistryServer
+
+    try:
+        server = RegistryServer(prefix="/reg/")
+    except RegistryBinaryNotFound as exc:
+        pytest.skip(str(exc))
+    with server:
+        yield server
+
+
+def test_registry_under_a_path_prefix(prefixed_registry, tmp_path):
+    assert prefixed_registry.url.endswith("/reg")
+    with RewritingProxy(prefixed_registry.url) as proxy:
+        strip = {"on": False}
+        links = []
+
+        def unprefixed_links(request, reply):  # as a registry unaware of its reverse proxy
+            link = reply.header("Link")
+            if link:
+                links.append(link)
+            if strip["on"] and link:
+                reply.set_header("Link", link.replace("/reg/v2/", "/v2/"))
+            return reply
+        proxy.rewrites.append(unprefixed_links)
+        base = proxy.url + "/reg/v2/"  # as pasted from a browser
+        with ri.RegistryClient(base, cache=tmp_path / "cache", freshness=3600) as client:
+            assert client.registry == proxy.url + "/reg" and client.host in proxy.url
+            assert client.ping() is None
+            seeded = push_fleet(client, "under", repositories=3, tags=2, index_every=2)
+            client.catalog_page_size = 1
+            assert client.repositories() == ["under/r0", "under/r1", "under/r2"]
+            strip["on"] = True
+            client.cache.invalidate("under/r0")  # the catalog asked again, page by page
+            assert client.repositories() == ["under/r0", "under/r1", "under/r2"]
+            frame = ri.tags_frame(client, repositories=["under/r0", "under/r1"], progress=False)
+            assert set(frame["tag"]) == {"latest", "v0", "v1"}
+            assert client.tags("under/r2") == ["latest", "v0", "v1"]
+            v0 = next(i.digest for i in seeded if (i.repository, i.tag) == ("under/r2", "v0"))
+            assert client.manifest("under/r2", "v0").digest == v0
+            asked = len(proxy.log)
+            assert client.tags("under/r2") == ["latest", "v0", "v1"]  # cached: no request
+            assert client.manifest("under/r2", "v0").digest == v0
+            assert len(proxy.log) == asked
+            assert client.delete("under/r2", tag="v0") == ["v0"]  # invalidates the tag list
+            assert client.tags("under/r2") == ["latest", "v1"]
+            out = io.BytesIO()
+            layer = _layer(client, "under/r1", "v0")
+            assert client.blob("under/r1", layer.digest, out) == layer.size
+            client.pull("under/r1", "v1", tmp_path / "layout", progress=False)
+        paths = [p for _m, p, _s in proxy.log]
+        assert paths and all(p.startswith("/reg/v2/") for p in paths), paths
+        assert sum(1 for p in paths if p.startswith("/reg/v2/_catalog")) == 6  # 3 pages, twice
+        assert len(links) == 4 and all("/reg/v2/_catalog" in link for link in links)
+        with ri.RegistryClient(proxy.url, cache=None) as root:
+            with pytest.raises(ri.NotFound, match="does not serve the registry API"):
+                root.ping()
