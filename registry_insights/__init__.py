@@ -14,9 +14,11 @@ from .errors import (
     CatalogUnavailable,
     Denied,
     DigestMismatch,
+    IncompleteBlob,
     InvalidReference,
     InvalidResponse,
     NotFound,
+    RateLimited,
     RegistryBinaryNotFound,
     RegistryError,
     RegistryInsightsError,
@@ -89,7 +91,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "RegistryClient", "DeleteResult", "parse_reference", "RegistryError", "RegistryInsightsError",
-    "Unauthorized", "Denied", "NotFound", "Unsupported", "TooManyRequests", "DigestMismatch",
+    "Unauthorized", "Denied", "NotFound", "Unsupported", "TooManyRequests",
+    "RateLimited", "DigestMismatch", "IncompleteBlob",
     "InvalidReference", "InvalidResponse", "CatalogUnavailable", "RegistryBinaryNotFound",
     "format_bytes", "parse_bytes",
     *_FRAME_NAMES,

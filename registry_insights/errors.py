@@ -42,6 +42,8 @@ class RegistryError(RegistryInsightsError):
         The first OCI error code of the body (``MANIFEST_UNKNOWN``, ``DENIED`` ...).
     errors : list of dict
         Every ``{"code", "message", "detail"}`` entry of the body.
+    retry_after : float or None
+        Seconds the registry asked to wait (``Retry-After``, seconds or HTTP-date), if it did.
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class RegistryError(RegistryInsightsError):
         status: int | None = None,
         code: str | None = None,
         errors: list | None = None,
+        retry_after: float | None = None,
     ):
         self.method = method
+        self.retry_after = retry_after
         self.url = url
         self.status = status
         self.code = code
@@ -74,7 +78,8 @@ class RegistryError(RegistryInsightsError):
         """The same request, status, code and error entries under a new ``message`` (and
         class, default this one's): for errors that say what a failure means to the caller."""
         return (cls or type(self))(message, method=self.method, url=self.url,
-                                   status=self.status, code=self.code, errors=self.errors)
+                                   status=self.status, code=self.code, errors=self.errors,
+                                   retry_after=self.retry_after)
 
 
 class Unauthorized(RegistryError):
@@ -98,6 +103,16 @@ class Unsupported(RegistryError):
 
 class TooManyRequests(RegistryError):
     """429 or ``TOOMANYREQUESTS``: rate limited, even after the retries."""
+
+
+class RateLimited(TooManyRequests):
+    """429 or 503 with a ``Retry-After`` longer than the client's ``max_retry_after``: raised at
+    once, without waiting; ``retry_after`` holds the seconds the registry asked for."""
+
+
+class IncompleteBlob(RegistryError):
+    """A blob download kept breaking off (resumed with ``Range`` a bounded number of times), or
+    the registry sent more bytes than the blob's descriptor says."""
 
 
 class DigestMismatch(RegistryError):

@@ -21,7 +21,8 @@ class Settings:
     retries: int = 5
     #: Seconds a catalog, tag list or manifest-by-tag answer is reused before revalidation.
     freshness: float = 60.0
-    #: Seconds a ``Retry-After`` may ask us to wait, at most, per retry.
+    #: Seconds a ``Retry-After`` is honoured up to, per retry; a longer one raises
+    #: ``RateLimited`` at once.
     max_retry_after: float = 60.0
     #: Pull scopes asked for in one bearer token when repositories are walked together.
     scope_group_size: int = 20

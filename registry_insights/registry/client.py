@@ -10,16 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+import requests
+import urllib3
 
 from ..errors import (
     CatalogUnavailable,
     DigestMismatch,
+    IncompleteBlob,
     InvalidResponse,
     RegistryError,
 )
@@ -38,6 +43,7 @@ from .names import (
     validate_repository,
 )
 from .pagination import next_page
+from .responses import redact_url
 from .transport import Transport
 from .walk import fetch_details
 from .workers import WorkerPool
@@ -47,6 +53,10 @@ log = logging.getLogger("registry_insights")
 CATALOG_SCOPE = "registry:catalog:*"
 #: Entries asked per catalog page (Distribution refuses more than 1000).
 CATALOG_PAGE_SIZE = 1000
+#: Times a broken blob download is resumed (``Range``) before IncompleteBlob is raised.
+BLOB_RESUMES = 3
+#: Pages of one list followed at most (a million tags at Distribution's page size of 100).
+MAX_PAGES = 10_000
 
 
 def pull_scope(repository: str) -> str:
@@ -63,8 +73,9 @@ class RegistryClient:
     Parameters
     ----------
     registry : str
-        ``host[:port]`` or ``https://host[:port]``. Plain http only for loopback hosts or with
-        ``insecure=True``.
+        ``host[:port]`` or ``https://host[:port]``, with a path for a registry served under one
+        (``https://host/reg``: the API is at ``/reg/v2/``). Plain http only for loopback hosts
+        or with ``insecure=True``.
     username, password : str, optional
         Explicit credentials; else the docker configuration (``$DOCKER_CONFIG/config.json``),
         else anonymous. The password never appears in reprs, logs, caches or errors.
@@ -81,6 +92,12 @@ class RegistryClient:
         TLS verification (or a CA bundle path).
     insecure : bool
         Allow plain http to a non-loopback host.
+    retries : int
+        Retries of 429, 502, 503, 504 and connection errors (urllib3 ``Retry``, exponential
+        backoff with jitter).
+    max_retry_after : float
+        Seconds a ``Retry-After`` (seconds or HTTP-date) is honoured up to; a longer wait raises
+        :class:`~registry_insights.errors.RateLimited` at once, carrying ``retry_after``.
     verbose : bool
         Log one line per request (method, URL, status, time, cache or network) on the
         ``registry_insights`` logger at INFO, adding a stderr handler if it has none.
@@ -105,9 +122,10 @@ class RegistryClient:
         insecure: bool = False,
         verbose: bool = False,
         retries: int = DEFAULTS.retries,
+        max_retry_after: float = DEFAULTS.max_retry_after,
     ):
         self.registry = normalize_registry(registry, insecure=insecure)
-        self.host = self.registry.split("://", 1)[1]
+        self.host = urlsplit(self.registry).netloc  # host[:port]: credentials are by host
         self.credentials = resolve_credentials(self.host, username, password)
         self.max_workers = max(int(max_workers), 1)
         secret = None if self.credentials.username else self.credentials.identity_token
@@ -115,9 +133,11 @@ class RegistryClient:
                                identity_label(self.credentials.identity, secret), freshness)
         self._transport = Transport(
             self.registry, self.credentials, self.cache, max_workers=self.max_workers,
-            timeout=timeout, verify=verify, retries=retries,
+            timeout=timeout, verify=verify, retries=retries, max_retry_after=max_retry_after,
         )
         self.catalog_page_size = CATALOG_PAGE_SIZE
+        #: Pages followed at most per list (catalog, tags) before stopping with a warning.
+        self.max_pages = MAX_PAGES
         self.workers = WorkerPool(self.max_workers)
         self._deleter = Deleter(self)
         self._configs: dict[str, dict] = {}
@@ -188,11 +208,20 @@ class RegistryClient:
 
     def _follow(self, kind: str, first: str, key: str, scopes: tuple[str, ...],
                 cache: bool | str = True) -> list[str]:
-        out: list[str] = []
+        """Every item of every page from ``first``, each once, in the order first seen.
+
+        The next-page cursor is opaque, so a registry can link its last page back to the
+        first under a new cursor every time: the URL never repeats. The walk therefore stops
+        (with a warning) at a page that adds no item not seen before, and after
+        :attr:`max_pages` pages.
+        """
+        out: dict[str, None] = {}
         seen: set[str] = set()
         url: str | None = first
+        pages = 0
         while url:
             response = self._transport.request(kind, "GET", url, scopes=scopes, cache=cache)
+            pages += 1
             try:
                 body = response.json()
             except ValueError:
@@ -203,11 +232,23 @@ class RegistryClient:
             if not isinstance(body, dict):
                 raise InvalidResponse(f"{kind} page is not a JSON object: {body!r:.80}",
                                       url=response.url)
-            out.extend(body.get(key) or [])
+            items = [i for i in (body.get(key) or []) if isinstance(i, str)]
+            before = len(out)
+            out.update(dict.fromkeys(items))
             url = next_page(response, seen)
             if url:
                 self._transport.url(url)  # refuses another host
-        return out
+                if pages > 1 and len(out) == before:
+                    log.warning("%s: page %d of %s added nothing new but links a next page "
+                                "(%s); stopped there", kind, pages, redact_url(first),
+                                redact_url(url))
+                    break
+                if pages >= self.max_pages:
+                    log.warning("%s: stopped after %d pages of %s (max_pages); the registry "
+                                "still links a next page, the list may be incomplete", kind,
+                                pages, redact_url(first))
+                    break
+        return list(out)
 
     def repositories(self) -> list[str]:
         """Every repository in the catalog (``GET /v2/_catalog``, pages followed), sorted.
@@ -365,31 +406,83 @@ class RegistryClient:
         return data
 
     def blob(self, repository: str, digest: str, fileobj: IO[bytes],
-             chunk_size: int = 1 << 20) -> int:
+             chunk_size: int = 1 << 20, size: int | None = None) -> int:
         """Stream blob ``digest`` into ``fileobj`` (not cached); return the bytes written.
 
-        The sha256 of the bytes is checked as they arrive.
+        The sha256 of the bytes is checked as they arrive; they are written as stored, never
+        decoded (``Accept-Encoding: identity``). A download that breaks off is resumed with
+        ``Range: bytes=<written>-`` (RFC 9110 14.2; OCI distribution-spec, "Pulling blobs"):
+        a 206 whose ``Content-Range`` starts there continues it, a 200 (range ignored) starts
+        it again (``fileobj`` is rewound with ``seek(0)`` and ``truncate()``), at most
+        :data:`BLOB_RESUMES` times.
+
+        Parameters
+        ----------
+        size : int, optional
+            The size the blob's descriptor gives (bytes). Reading stops there: a registry
+            that announces or sends more is refused without reading the rest.
 
         Raises
         ------
         DigestMismatch
             When the bytes do not hash to ``digest`` (what was written must then be discarded).
+        IncompleteBlob
+            When the download kept breaking off, could not be rewound, or the registry sends
+            more than ``size`` bytes (what was written must then be discarded).
         """
         validate_repository(repository)
         validate_digest(digest)
-        response = self._transport.request(
-            "blob", "GET", f"/v2/{repository}/blobs/{digest}", scopes=(pull_scope(repository),),
-            stream=True, cache=False, headers={"Accept-Encoding": "identity"},
-        )
+        path = f"/v2/{repository}/blobs/{digest}"
+        what = f"blob {repository}@{digest}"
         hasher = hashlib.sha256()
         written = 0
-        with response:
+        breaks = 0
+        while True:
             # the bytes as stored, never decoded: a blob store that labels a .tar.gz layer
             # "Content-Encoding: gzip" must not turn it into the tar (the digest is of the blob)
-            for chunk in response.raw.stream(chunk_size, decode_content=False):
-                hasher.update(chunk)
-                fileobj.write(chunk)
-                written += len(chunk)
+            headers = {"Accept-Encoding": "identity"}
+            if written:
+                headers["Range"] = f"bytes={written}-"
+            response = self._transport.request(
+                "blob", "GET", path, scopes=(pull_scope(repository),), stream=True,
+                cache=False, headers=headers, ok=(200, 206))
+            with response:
+                if written and response.status_code == 200:
+                    log.info("%s: the registry ignored Range; downloading it again", what)
+                    _rewind(fileobj, what, response)
+                    hasher, written = hashlib.sha256(), 0
+                start = _range_start(response)
+                if response.status_code == 206 and start != written:
+                    raise InvalidResponse(
+                        f"{what}: asked for bytes from {written}, the registry answered 206 "
+                        f"with Content-Range {response.headers.get('Content-Range')!r}",
+                        method="GET", url=response.url, status=206)
+                length = response.headers.get("Content-Length", "")
+                if size is not None and length.isdigit() and written + int(length) > size:
+                    raise _oversized(what, written + int(length), size, response,
+                                     "announces")
+                try:
+                    for chunk in response.raw.stream(chunk_size, decode_content=False):
+                        if size is not None and written + len(chunk) > size:
+                            raise _oversized(what, written + len(chunk), size, response,
+                                             "sent at least")
+                        hasher.update(chunk)
+                        fileobj.write(chunk)
+                        written += len(chunk)
+                    complete = size is None or written == size
+                    reason = f"ended after {written} of {size} bytes"
+                except (urllib3.exceptions.HTTPError, requests.RequestException,
+                        ConnectionError, TimeoutError) as exc:
+                    complete, reason = False, f"broke off after {written} bytes ({exc!r:.120})"
+            if complete:
+                break
+            breaks += 1
+            if breaks > BLOB_RESUMES:
+                raise IncompleteBlob(
+                    f"{what}: the download {reason}; gave up after {BLOB_RESUMES} resumes",
+                    method="GET", url=redact_url(response.url or ""))
+            log.warning("%s: the download %s; resuming (%d of %d)", what, reason, breaks,
+                        BLOB_RESUMES)
         actual = "sha256:" + hasher.hexdigest()
         if digest.startswith("sha256:") and actual != digest:
             raise DigestMismatch(f"blob {repository}@{digest} hashes to {actual}",
@@ -539,6 +632,32 @@ class RegistryClient:
             When the registry has deletes disabled (at the first delete; nothing was deleted).
         """
         return self._deleter.delete_many(items, children, progress)
+
+
+def _range_start(response) -> int | None:
+    """The first byte of a 206's ``Content-Range: bytes <first>-<last>/<size>``, else None."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(?:\d+|\*)\s*",
+                         response.headers.get("Content-Range") or "")
+    return int(match.group(1)) if match else None
+
+
+def _rewind(fileobj, what: str, response) -> None:
+    """Empty ``fileobj`` to write a blob again from its start."""
+    try:
+        fileobj.seek(0)
+        fileobj.truncate()
+    except (AttributeError, OSError, ValueError) as exc:
+        raise IncompleteBlob(
+            f"{what}: the registry ignored Range after a broken download and the target "
+            f"cannot be rewound ({exc}); nothing usable was written",
+            method="GET", url=redact_url(response.url or ""), status=200) from None
+
+
+def _oversized(what: str, count: int, size: int, response, verb: str) -> IncompleteBlob:
+    return IncompleteBlob(
+        f"{what}: the registry {verb} {count} bytes, its descriptor says {size}; stopped "
+        "reading (nothing usable was written)",
+        method="GET", url=redact_url(response.url or ""), status=response.status_code)
 
 
 def _enable_verbose_logging() -> None:

@@ -87,12 +87,32 @@ def pull_layout(client, repository: str, reference: str, directory: str | os.Pat
         with lock:
             bar.update(n)
 
+    # The first failed download stops the others: those not started are cancelled, those
+    # running stop at their next write (their temporary files removed), and pull() raises
+    # only once none of them writes into the layout any more.
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def fetch(descriptor: Descriptor) -> bool:
+        if stop.is_set():
+            raise _Cancelled()
+        try:
+            return ensure_blob(client, repository, blobs_dir, descriptor, advance, cancel=stop)
+        except _Cancelled:
+            raise
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()
+            raise
+
     try:
-        fetch = lambda d: ensure_blob(client, repository, blobs_dir, d, advance)  # noqa: E731
-        client.map(fetch, list(configs.values()))
-        if platform and not top.is_index:
-            _check_single_platform(blobs_dir, top, platform, where)
-        client.map(fetch, list(layers.values()))
+        try:
+            client.map(fetch, list(configs.values()))
+            if platform and not top.is_index:
+                _check_single_platform(blobs_dir, top, platform, where)
+            client.map(fetch, list(layers.values()))
+        except _Cancelled:
+            raise failures[0] from None
         for manifest in manifests:
             write_blob_bytes(blobs_dir, manifest.digest, manifest.raw)
             advance(manifest.size)
@@ -287,16 +307,37 @@ def file_matches(path: Path, digest: str, size: int | None = None) -> bool:
     return f"{digest.split(':', 1)[0]}:{hasher.hexdigest()}" == digest
 
 
-class _HashingWriter:
-    """File wrapper that hashes, counts and reports the bytes written through it."""
+class _Cancelled(Exception):
+    """Another download of the same pull failed: this one stops (internal)."""
 
-    def __init__(self, handle: IO[bytes], digest: str, advance):
+
+class _HashingWriter:
+    """File wrapper that hashes, counts and reports the bytes written through it; stops
+    (raising ``_Cancelled``) once ``cancel`` is set; rewound by ``seek(0)`` + ``truncate()``
+    when a download starts again."""
+
+    def __init__(self, handle: IO[bytes], digest: str, advance,
+                 cancel: threading.Event | None = None):
         self.handle = handle
+        self.digest = digest
         self.hasher = _hasher(digest)
         self.written = 0
         self.advance = advance
+        self.cancel = cancel
+
+    def seek(self, offset: int) -> int:
+        if offset != 0:
+            raise ValueError("a blob download restarts from its first byte only")
+        self.advance(-self.written)
+        self.hasher, self.written = _hasher(self.digest), 0
+        return self.handle.seek(0)
+
+    def truncate(self) -> int:
+        return self.handle.truncate()
 
     def write(self, data: bytes) -> int:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Cancelled()
         self.handle.write(data)
         self.hasher.update(data)
         self.written += len(data)
@@ -336,15 +377,19 @@ def _abandon(handle: IO[bytes], name: str) -> None:
 
 
 def ensure_blob(client, repository: str, blobs_dir: Path, descriptor: Descriptor,
-                advance=lambda n: None) -> bool:
+                advance=lambda n: None, cancel: threading.Event | None = None) -> bool:
     """Make ``blobs/<alg>/<hex>`` hold the blob; return True when it was downloaded.
 
-    A file already in place is verified (size and digest); a corrupt one is replaced.
+    A file already in place is verified (size and digest); a corrupt one is replaced. No more
+    than the descriptor's size is read (a registry sending more is refused at once); a
+    download that breaks off is resumed (see :meth:`RegistryClient.blob`). Once ``cancel``
+    is set the download stops at its next write and its temporary file is removed.
 
     Raises
     ------
-    DigestMismatch, InvalidResponse
-        When the registry's bytes do not match the descriptor (nothing is kept).
+    DigestMismatch, InvalidResponse, IncompleteBlob
+        When the registry's bytes do not match the descriptor, or the download kept breaking
+        off (nothing is kept).
     """
     target = blob_path(blobs_dir, descriptor.digest)
     if target.exists():
@@ -354,8 +399,8 @@ def ensure_blob(client, repository: str, blobs_dir: Path, descriptor: Descriptor
         target.unlink()  # corrupt or truncated: fetch it again
     handle, name = _temp_file(target)
     try:
-        writer = _HashingWriter(handle, descriptor.digest, advance)
-        client.blob(repository, descriptor.digest, writer)
+        writer = _HashingWriter(handle, descriptor.digest, advance, cancel)
+        client.blob(repository, descriptor.digest, writer, size=descriptor.size)
         actual = f"{descriptor.digest.split(':', 1)[0]}:{writer.hasher.hexdigest()}"
         if actual != descriptor.digest:
             raise InvalidResponse(f"blob {repository}@{descriptor.digest} hashes to {actual}")

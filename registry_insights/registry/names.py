@@ -151,16 +151,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_BASE_PATH_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
+
+
 def normalize_registry(registry: str, insecure: bool = False) -> str:
-    """Return the base URL ``scheme://host[:port]`` of a registry given as host or URL.
+    """Return the base URL ``scheme://host[:port][/path]`` of a registry given as host or URL.
 
     A bare host gets ``https://``, except loopback hosts (``localhost``, ``127.0.0.0/8``, ``::1``)
     and ``insecure=True``, which get ``http://``. Plain http elsewhere needs ``insecure=True``.
+    A registry served under a path (Distribution's ``http.prefix``, a path-routing reverse
+    proxy: ``https://host/reg/v2/``) keeps that path: ``https://host/reg``. A trailing ``/v2``
+    or ``/`` is dropped.
 
     Raises
     ------
     InvalidReference
-        For an empty value, a scheme other than http(s), a path, or credentials in the URL.
+        For an empty value, a scheme other than http(s), a query, a malformed path, or
+        credentials in the URL.
     """
     if not isinstance(registry, str) or not registry.strip():
         raise InvalidReference(f"registry {registry!r} is empty: give a host or https:// URL")
@@ -178,8 +185,14 @@ def normalize_registry(registry: str, insecure: bool = False) -> str:
         raise InvalidReference(
             f"registry scheme {parts.scheme!r} is not supported: use http or https"
         )
-    if parts.path not in ("", "/", "/v2") or parts.query:
-        raise InvalidReference(f"registry {registry!r}: give the host only, not a path")
+    path = parts.path.rstrip("/")
+    if path == "/v2" or path.endswith("/v2"):
+        path = path[:-3]
+    if parts.query or parts.fragment or (path and not _BASE_PATH_RE.fullmatch(path)) \
+            or any(p in (".", "..", "v2") for p in path.split("/")):
+        raise InvalidReference(
+            f"registry {registry!r}: give the host, or the URL the API is served under "
+            "(https://host/path, without a query)")
     if not parts.hostname or not _HOST_RE.fullmatch(parts.netloc):
         raise InvalidReference(f"registry {registry!r} has no valid host")
     try:
@@ -193,4 +206,4 @@ def normalize_registry(registry: str, insecure: bool = False) -> str:
             f"registry {registry!r}: plain http is allowed only for loopback hosts; "
             "pass insecure=True to allow it"
         )
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc}{path}"

@@ -8,7 +8,10 @@ OCI distribution-spec, "Error Codes": an error body is ``{"errors": [{"code", "m
 
 from __future__ import annotations
 
+import email.utils
 import json
+import re
+import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -30,6 +33,20 @@ def read_bounded(response: requests.Response, limit: int = MAX_SMALL_BODY) -> by
         data = b""
     response.close()
     return data or b""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks to wait (RFC 9110 10.2.3: delay-seconds or an
+    HTTP-date; a date in the past is 0), or None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]+", value):
+        return float(int(value))
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(float(email.utils.mktime_tz(parsed)) - (time.time() if now is None else now), 0.0)
 
 
 _CODE_CLASSES = {
@@ -108,4 +125,7 @@ def check_response(response: requests.Response, ok=(200,)) -> requests.Response:
     cls = _CODE_CLASSES.get(code or "", None) or _STATUS_CLASSES.get(status, errors.RegistryError)
     if status == 405:
         cls = errors.Unsupported
-    raise cls(message, method=method, url=url, status=status, code=code, errors=entries)
+    retry_after = retry_after_seconds(response.headers.get("Retry-After")) \
+        if status in (429, 503) else None
+    raise cls(message, method=method, url=url, status=status, code=code, errors=entries,
+              retry_after=retry_after)

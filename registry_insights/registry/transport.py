@@ -25,10 +25,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from .. import errors
@@ -38,11 +39,18 @@ from .auth.authenticator import Authenticator
 from .auth.credentials import Credentials
 from .cache import HttpCache
 from .names import sha256_digest
-from .responses import check_response, network_reason, redact_url
+from .responses import (
+    check_response,
+    network_reason,
+    read_bounded,
+    redact_url,
+    retry_after_seconds,
+)
 
 log = logging.getLogger("registry_insights")
 
-#: Seconds a ``Retry-After`` may ask us to wait, at most, per retry.
+#: Seconds a ``Retry-After`` may ask us to wait (per retry) by default; a longer wait is not
+#: slept: :class:`~registry_insights.errors.RateLimited` is raised at once.
 MAX_RETRY_AFTER = DEFAULTS.max_retry_after
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Methods retried after a failure; DELETE is not (a lost answer may mean it was done).
@@ -50,21 +58,37 @@ RETRY_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
 
 
 class _CountingRetry(Retry):
-    """urllib3 Retry that caps ``Retry-After`` and reports each retry to ``on_retry``."""
+    """urllib3 Retry that does not wait longer than ``max_retry_after`` and reports each retry
+    to ``on_retry``.
+
+    A ``Retry-After`` (seconds or HTTP-date) up to ``max_retry_after`` is slept, then the same
+    request is sent again; a longer one ends the retries at once: the answer goes back to
+    the transport, which raises :class:`~registry_insights.errors.RateLimited`.
+    """
 
     on_retry: Callable[[dict | None], None] | None = None
+    max_retry_after: float = MAX_RETRY_AFTER
 
     def new(self, **kw):
         retry = super().new(**kw)
         retry.on_retry = self.on_retry
+        retry.max_retry_after = self.max_retry_after
         return retry
 
     def get_retry_after(self, response):
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+        seconds = retry_after_seconds(response.headers.get("Retry-After"))
+        return None if seconds is None else min(seconds, self.max_retry_after)
 
-    def increment(self, method=None, url=None, response=None, *args, **kwargs):
-        retry = super().increment(method, url, response, *args, **kwargs)  # raises when spent
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
+                  _stacktrace=None):
+        if response is not None and response.status in RETRY_STATUSES:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is not None and wait > self.max_retry_after:
+                # not worth sleeping: hand the answer back (raise_on_status is False)
+                raise MaxRetryError(_pool, url, ResponseError(
+                    f"Retry-After {wait:.0f} s is more than {self.max_retry_after:g} s"))
+        retry = super().increment(method, url, response, error, _pool,
+                                  _stacktrace)  # raises when spent
         if self.on_retry is not None:
             self.on_retry(response.headers if response is not None else None)
         return retry
@@ -99,9 +123,13 @@ class Transport:
         verify=True,
         retries: int = DEFAULTS.retries,
         backoff_factor: float = 0.5,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ):
         self.base_url = base_url.rstrip("/")
-        self.host = urlsplit(self.base_url).netloc
+        base = urlsplit(self.base_url)
+        self.host = base.netloc
+        #: ``scheme://host[:port]`` and the path the API is served under ("" or "/reg")
+        self.origin, self.base_path = f"{base.scheme}://{base.netloc}", base.path.rstrip("/")
         self.credentials = credentials
         self.cache = cache
         self.session = cache.session
@@ -132,6 +160,7 @@ class Transport:
             respect_retry_after_header=True, raise_on_status=False,
         )
         retry.on_retry = self._on_retry
+        retry.max_retry_after = self.max_retry_after = float(max_retry_after)
         pool = max(int(max_workers), 1)
         for session, connections in ((self.session, 4), (self._token_session, 2)):
             adapter = _CountingAdapter(self._on_send, pool_connections=connections,
@@ -169,24 +198,46 @@ class Transport:
             self.rate_limit = limits
 
     def url(self, path_or_url: str) -> str:
-        """Absolute URL on this registry; refuses URLs that leave the registry's host."""
+        """Absolute URL on this registry; refuses URLs that leave the registry's host.
+
+        An API path (``/v2/...``) is put under the registry's base path, if it has one
+        (``https://host/reg`` + ``/v2/x`` -> ``https://host/reg/v2/x``), also in a URL the
+        registry sent (a ``Link`` or ``Location`` from a registry that does not know the path
+        a reverse proxy serves it under).
+        """
+        if path_or_url.startswith("/v2/"):
+            path_or_url = self.base_url + path_or_url
         url = urljoin(self.base_url + "/", path_or_url)
         parts = urlsplit(url)
-        if f"{parts.scheme}://{parts.netloc}" != self.base_url:
+        if self.base_path and parts.path.startswith("/v2/") \
+                and f"{parts.scheme}://{parts.netloc}" == self.origin:
+            url = urlunsplit((parts.scheme, parts.netloc, self.base_path + parts.path,
+                              parts.query, ""))
+        if f"{parts.scheme}://{parts.netloc}" != self.origin:
             raise errors.InvalidResponse(
                 f"refusing to follow a URL to another host ({parts.scheme}://{parts.netloc}); "
-                f"requests stay on {self.base_url}",
+                f"requests stay on {self.origin}",
                 url=redact_url(url),
             )
         return url
 
     # -- sending -----------------------------------------------------------------------------
-    def _send(self, session, method, url, *, kind, **kwargs):
+    def _send(self, session, method, url, *, kind, stream=False, bounded=False, **kwargs):
+        """One request. The body is always received as a stream: an error body (status 400
+        or more) and, with ``bounded``, any body (token answers) is read no further than
+        :data:`~registry_insights.registry.responses.MAX_SMALL_BODY`; other bodies are read
+        whole unless ``stream``."""
         self._local.kind = kind
         started = time.monotonic()
         try:
             response = session.request(method, url, timeout=self.timeout, verify=self.verify,
-                                       **kwargs)
+                                       stream=True, **kwargs)
+            if not getattr(response, "_content_consumed", True):
+                if bounded or response.status_code >= 400:
+                    response._content = read_bounded(response)
+                    response._content_consumed = True
+                elif not stream:
+                    response.content  # noqa: B018 - read now, inside the error handling
         except requests.RequestException as exc:
             raise errors.RegistryError(
                 f"the registry could not be reached: {network_reason(exc, self.timeout)}",
@@ -201,8 +252,9 @@ class Transport:
         return response
 
     def _send_token(self, method: str, url: str, *, kind: str, **kwargs) -> requests.Response:
-        """The authenticator's way out: the token session, never cached."""
-        return self._send(self._token_session, method, url, kind=kind, **kwargs)
+        """The authenticator's way out: the token session, never cached; bodies read no
+        further than 64 KiB."""
+        return self._send(self._token_session, method, url, kind=kind, bounded=True, **kwargs)
 
     def ping(self) -> str | None:
         """Probe ``GET /v2/`` once; return and remember the scheme: "basic", "bearer" or None."""
@@ -222,7 +274,7 @@ class Transport:
                     method="GET", url=url, status=404,
                 )
             elif response.status_code != 200:
-                check_response(response)
+                self._checked(response, (200,))
             self._probed = True
             return self.scheme
 
@@ -254,6 +306,7 @@ class Transport:
             return check_response(cached, ok)
         self.ping()
         for attempt in (0, 1):
+            sent_at = time.monotonic()
             auth_header, key, token = self.auth.authorization(scopes)
             send_headers = dict(headers)
             if auth_header:
@@ -262,7 +315,7 @@ class Transport:
                                   stream=stream, **options, **kwargs)
             if response.status_code != 401 or attempt == 1:
                 break
-            retry = self.auth.retry_scopes(response, scopes, key, token)
+            retry = self.auth.retry_scopes(response, scopes, key, token, sent_at)
             if retry is None:
                 if self.scheme == "basic" and 401 not in ok \
                         and urlsplit(response.url or url).netloc == self.host:
@@ -270,7 +323,22 @@ class Transport:
                 break
             scopes = retry
             response.close()
-        return check_response(response, ok)
+        return self._checked(response, ok)
+
+    def _checked(self, response: requests.Response, ok) -> requests.Response:
+        """:func:`check_response`, with a wait longer than ``max_retry_after`` raised as
+        :class:`~registry_insights.errors.RateLimited` (nothing was slept)."""
+        try:
+            return check_response(response, ok)
+        except errors.RegistryError as exc:
+            wait = exc.retry_after
+            if wait is None or wait <= self.max_retry_after:
+                raise
+            until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
+            raise exc.rewrap(
+                f"{exc.message}; the registry asks to wait {wait:.0f} s (Retry-After), more "
+                f"than max_retry_after={self.max_retry_after:g} s: try again after {until}",
+                errors.RateLimited) from None
 
     def get_verified(self, kind: str, path: str, scopes: tuple[str, ...], headers: dict,
                      expected: Callable, what: str, cache: bool | str = True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..progress import progress_bar
 
@@ -39,7 +39,10 @@ class WorkerPool:
             return self._executor
 
     def map(self, fn: Callable, items: Iterable, progress=None, desc: str = "") -> list:
-        """``[fn(item) for item in items]`` run on the threads, in input order."""
+        """``[fn(item) for item in items]`` run on the threads, in input order.
+
+        When one call raises, the calls not started are cancelled and the running ones are
+        waited for; then the first error (in input order) is raised."""
         items = list(items)
         if not items:
             return []
@@ -52,6 +55,12 @@ class WorkerPool:
                 out.append(futures[k].result() if futures else fn(item))
                 if bar:
                     bar.update(1)
+        except BaseException:
+            if futures:  # nothing of this map goes on after it raised
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+            raise
         finally:
             if bar:
                 bar.close()

@@ -198,6 +198,9 @@ class RegistryServer:
     log_path : str or os.PathLike, optional
         File the registry's output is appended to; by default a file in a private temporary
         directory.
+    prefix : str, optional
+        Serve the API under this path (``http.prefix``, e.g. ``"/reg/"``: the API is then at
+        ``/reg/v2/``, and :attr:`url` ends with ``/reg``), as behind a path-routing proxy.
 
     Attributes
     ----------
@@ -225,6 +228,7 @@ class RegistryServer:
         binary: str = "docker-registry",
         delete_enabled: bool = True,
         log_path: str | os.PathLike[str] | None = None,
+        prefix: str | None = None,
     ) -> None:
         resolved = shutil.which(binary)
         if resolved is None:
@@ -232,6 +236,12 @@ class RegistryServer:
         self.binary: str = resolved
         self.auth: dict[str, Any] | None = auth
         self.delete_enabled: bool = delete_enabled
+        path = (prefix or "").strip("/")
+        if path and not all(part.replace("-", "").replace("_", "").isalnum()
+                            for part in path.split("/")):
+            raise ValueError(f"prefix {prefix!r} must be a path like '/reg/'")
+        #: ``"/reg/"`` (``http.prefix``), or ``"/"``
+        self.prefix: str = f"/{path}/" if path else "/"
         self._requested_port: int | None = port
         self._port: int | None = port
         self._process: subprocess.Popen[bytes] | None = None
@@ -270,8 +280,9 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        """``"http://127.0.0.1:PORT"``, the registry's base URL."""
-        return f"http://{self.host}"
+        """``"http://127.0.0.1:PORT"`` (with the :attr:`prefix` path, if any, e.g.
+        ``"http://127.0.0.1:PORT/reg"``), the registry's base URL."""
+        return f"http://{self.host}{self.prefix.rstrip('/')}"
 
     @property
     def running(self) -> bool:
@@ -312,7 +323,8 @@ class RegistryServer:
                 "delete": {"enabled": bool(self.delete_enabled)},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
-            "http": {"addr": self.host, "secret": self._secret},
+            "http": {"addr": self.host, "secret": self._secret,
+                     **({"prefix": self.prefix} if self.prefix != "/" else {})},
             "health": {"storagedriver": {"enabled": False}},
         }
         if self.auth:
@@ -402,7 +414,7 @@ class RegistryServer:
         """Return the status of ``GET /v2/``, or None when nothing answers yet."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
         try:
-            connection.request("GET", "/v2/")
+            connection.request("GET", f"{self.prefix}v2/")
             response = connection.getresponse()
             response.read()
             return response.status

@@ -156,10 +156,10 @@ KILLER = textwrap.dedent("""
     original = RegistryClient.blob
     calls = []
 
-    def blob(self, repository, digest, fileobj, chunk_size=1 << 20):
+    def blob(self, repository, digest, fileobj, chunk_size=1 << 20, **kwargs):
         calls.append(digest)
         if len(calls) < int(kill_at):
-            return original(self, repository, digest, fileobj, chunk_size)
+            return original(self, repository, digest, fileobj, chunk_size, **kwargs)
 
         class HalfThenDie:
             def write(self, data):
@@ -167,7 +167,7 @@ KILLER = textwrap.dedent("""
                 fileobj.handle.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        return original(self, repository, digest, HalfThenDie(), chunk_size)
+        return original(self, repository, digest, HalfThenDie(), chunk_size, **kwargs)
 
     RegistryClient.blob = blob
     with RegistryClient(url, cache=None, max_workers=1) as client:

@@ -2,8 +2,10 @@
 
 It reproduces wire behaviours CNCF Distribution does not produce itself (other registries'
 challenge forms, missing digest headers, 429 with Retry-After, HEAD refused, redirects to a
-storage host, HTML error pages, page-size caps). Rules see each request and may answer it
-themselves; rewrites see each upstream answer and may change it.
+storage host, HTML error pages, page-size caps, bodies cut mid-stream: a reply header
+``Content-Length-Override`` announces more bytes than sent, and the connection is closed).
+Rules see each request and may answer it themselves; rewrites see each upstream answer and may
+change it.
 """
 
 from __future__ import annotations
@@ -70,8 +72,14 @@ class _Server(ThreadingHTTPServer):
     owner: RewritingProxy
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class RewritingProxy:
-    """``RewritingProxy(target).start()``; ``.url``; ``.rules``/``.rewrites``; ``.log``."""
+    """``RewritingProxy(target).start()``; ``.url``; ``.rules``/``.rewrites``; ``.log``.
+
+    ``host="::1"`` listens on IPv6 loopback (``.url`` is then ``http://[::1]:PORT``)."""
 
     def __init__(self, target: str, host: str = "127.0.0.1"):
         parts = urlsplit(target)
@@ -79,16 +87,19 @@ class RewritingProxy:
         self.rules: list[Callable[[Request], Reply | None]] = []
         self.rewrites: list[Callable[[Request, Reply], Reply]] = []
         self.log: list[tuple[str, str, int]] = []
+        #: body bytes written to the client per request number (less than the body when the
+        #: client hung up before reading it all)
+        self.sent: dict[int, int] = {}
         self._n = 0
         self._lock = threading.Lock()
-        self._server = _Server((host, 0), _Handler)
+        self._server = (_Server6 if ":" in host else _Server)((host, 0), _Handler)
         self._server.owner = self
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> RewritingProxy:
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -143,9 +154,19 @@ class RewritingProxy:
             if k.lower() != "content-length-override":
                 handler.send_header(k, v)
         handler.send_header("Content-Length", length or str(len(reply.body)))
+        if length is not None and int(length) != len(reply.body):
+            handler.send_header("Connection", "close")  # the body is cut: close after it
+            handler.close_connection = True
         handler.end_headers()
+        self.sent[n] = 0
         if request.method != "HEAD":
-            handler.wfile.write(reply.body)
+            try:
+                for start in range(0, len(reply.body), 1 << 16):  # the client may hang up
+                    handler.wfile.write(reply.body[start:start + (1 << 16)])
+                    self.sent[n] += len(reply.body[start:start + (1 << 16)])
+                handler.wfile.flush()
+            except OSError:  # BrokenPipe, ConnectionReset: the client stopped reading
+                handler.close_connection = True
 
 
 def oci_error(status: int, code: str, message: str, headers=None) -> Reply:

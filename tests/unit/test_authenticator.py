@@ -66,6 +66,7 @@ def scopes_of(request) -> list[str]:
 
 def test_a_refused_token_is_dropped_and_fetched_once_more():
     issued = []
+    revoked = set()
 
     def handler(request):
         if request.url.startswith("https://auth.example.com/"):
@@ -73,18 +74,37 @@ def test_a_refused_token_is_dropped_and_fetched_once_more():
             return 200, {}, {"token": issued[-1], "expires_in": 300}
         if request.url.endswith("/v2/"):
             return 401, {"WWW-Authenticate": CHALLENGE}, b""
-        if request.headers.get("Authorization") == "Bearer t2":
+        sent = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if sent in issued and sent not in revoked:
             return 200, {}, {"tags": ["v1"]}
         return 401, {"WWW-Authenticate": CHALLENGE + ',scope="repository:a:pull"'}, b""
 
     transport, adapter = make_transport(handler)
+    transport.request("tags", "GET", "/v2/a/tags/list", scopes=("repository:a:pull",))
+    revoked.add("t1")  # the registry stops accepting the token it accepted before
     response = transport.request("tags", "GET", "/v2/a/tags/list",
                                  scopes=("repository:a:pull",))
     assert response.json() == {"tags": ["v1"]}
     assert issued == ["t1", "t2"]
     assert transport.request_counts == {}  # the fake adapter bypasses the counting one
     assert [r.headers.get("Authorization") for r in adapter.seen if "/tags/" in r.url] == \
-        ["Bearer t1", "Bearer t2"]
+        ["Bearer t1", "Bearer t1", "Bearer t2"]
+
+
+def test_a_token_just_issued_and_refused_is_not_fetched_again():
+    issued = []
+
+    def handler(request):
+        if request.url.startswith("https://auth.example.com/"):
+            issued.append(f"t{len(issued) + 1}")
+            return 200, {}, {"token": issued[-1], "expires_in": 300}
+        return 401, {"WWW-Authenticate": CHALLENGE + ',scope="registry:catalog:*"'}, b""
+
+    transport, adapter = make_transport(handler)
+    with pytest.raises(errors.Unauthorized):
+        transport.request("catalog", "GET", "/v2/_catalog", scopes=("registry:catalog:*",))
+    assert issued == ["t1"]
+    assert len([r for r in adapter.seen if "/_catalog" in r.url]) == 1
 
 
 def test_a_second_refusal_is_not_retried_again():
@@ -96,7 +116,8 @@ def test_a_second_refusal_is_not_retried_again():
     transport, adapter = make_transport(handler)
     with pytest.raises(errors.Unauthorized):
         transport.request("tags", "GET", "/v2/a/tags/list", scopes=("repository:a:pull",))
-    assert sum("/tags/" in r.url for r in adapter.seen) == 2  # one retry, no loop
+    # the token was issued for this request: refused, it is not asked for again (no loop)
+    assert sum("/tags/" in r.url for r in adapter.seen) == 1
 
 
 def test_a_group_token_that_does_not_grant_a_scope_narrows_to_its_own():

@@ -274,11 +274,25 @@ def test_other_schemes_refused(given):
         normalize_registry(given)
 
 
+@pytest.mark.parametrize("given,base", [
+    ("https://example.com/reg", "https://example.com/reg"),
+    ("https://example.com/reg/", "https://example.com/reg"),
+    ("https://example.com/reg/v2/", "https://example.com/reg"),
+    ("example.com/some/path", "https://example.com/some/path"),
+    ("http://[::1]:5000/reg/v2", "http://[::1]:5000/reg"),
+    ("https://example.com/v2/", "https://example.com"),
+])
+def test_base_path_is_kept(given, base):
+    assert normalize_registry(given) == base
+
+
 @pytest.mark.parametrize(
-    "given", ["https://example.com/some/path", "example.com/v2/x", "https://example.com?x=1"]
+    "given", ["example.com/v2/x", "https://example.com/v2/team/app/tags/list",
+              "https://example.com?x=1", "https://example.com/a/../b", "https://example.com/a b",
+              "https://example.com/reg#frag"]
 )
-def test_path_refused(given):
-    with pytest.raises(InvalidReference, match="host only"):
+def test_api_urls_queries_and_odd_paths_refused(given):
+    with pytest.raises(InvalidReference, match="the URL the API is served under"):
         normalize_registry(given)
 
 

@@ -229,21 +229,29 @@ class Authenticator:
 
     # -- a 401 -------------------------------------------------------------------------------
     def retry_scopes(self, response: requests.Response, scopes: tuple[str, ...],
-                     key: TokenKey | None, token: Token | None) -> tuple[str, ...] | None:
+                     key: TokenKey | None, token: Token | None,
+                     sent_at: float | None = None) -> tuple[str, ...] | None:
         """After a 401: the scopes to retry once with, or None when a retry cannot help
-        (no challenge from the registry, or basic credentials refused again)."""
+        (no challenge from the registry, basic credentials refused again, or a token issued
+        for this very request (``token.obtained >= sent_at``, monotonic seconds) refused
+        while the challenge asks for nothing more: a new token would be refused alike, as
+        GitLab refuses the catalog to non-admins)."""
         previous = self.scheme
         challenge = self.adopt(response)
         if challenge is None or (previous == "basic" and self.scheme == "basic"):
             return None
-        if key is not None:
-            self.tokens.drop(key, token)
-            if len(key.scopes) > 1 and len(scopes) == 1:
-                self._narrowed.add(scopes[0])  # the group token did not do: own token
+        extra: tuple[str, ...] = ()
         if challenge.scheme == "bearer" and challenge.scope:
             extra = tuple(s for s in challenge.scope.split(" ") if s and s not in scopes)
-            scopes = tuple(scopes) + extra
-        return tuple(scopes)
+        own_token = key is not None and len(key.scopes) > 1 and len(scopes) == 1
+        if previous == "bearer" and token is not None and sent_at is not None \
+                and token.obtained >= sent_at and not extra and not own_token:
+            return None  # just issued for these scopes and refused: asking again cannot help
+        if key is not None:
+            self.tokens.drop(key, token)
+            if own_token:
+                self._narrowed.add(scopes[0])  # the group token did not do: own token
+        return tuple(scopes) + extra
 
     def refused(self, response: requests.Response) -> errors.Unauthorized:
         """A 401 to basic credentials: whether they were missing or refused."""
