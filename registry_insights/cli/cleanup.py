@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .common import (
@@ -114,9 +115,19 @@ def cleanup(args, out) -> int:
         _say(out, _freed_line(planned))
         if args.log:  # can it be written? find out before deleting anything
             append_log(args.log, [])
+
+        def record(result) -> None:
+            """Each delete's record goes to the log the moment it is known: an interrupted
+            or failed cleanup still leaves the record of what it did."""
+            if args.log:
+                append_log(args.log, [{
+                    "time": datetime.now(timezone.utc), "repository": result.repository,
+                    "tag": result.tag, "digest": result.digest, "action": "delete",
+                    "result": result.status, "message": result.message}])
+
         with out.phase(f"deleting {len(todo)} tags", after=0):
-            audit = apply_cleanup(
-                planned, lambda items: client.delete_many(items, progress=out.progress))
+            audit = apply_cleanup(planned, lambda items: client.delete_many(
+                items, progress=out.progress, on_result=record))
     records = audit.to_dict("records")
     if out.format == "table":  # people read the deletes; the kept tags were in the plan
         out.rows([r for r in records if r["action"] == "delete"], AUDIT_COLUMNS)
@@ -124,8 +135,8 @@ def cleanup(args, out) -> int:
         out.line(f"{kept} tags kept (--format json or csv, or --log, list them too)")
     else:
         out.rows(records, AUDIT_COLUMNS)
-    if args.log:
-        path = append_log(args.log, records)
+    if args.log:  # the deletes are in already, one by one; now the tags kept
+        path = append_log(args.log, [r for r in records if r["action"] != "delete"])
         out.status(f"{len(records)} records appended to {path}")
     counts = tally(audit)
     _say(out, "deleted: " + (", ".join(f"{n} {status}" for status, n in counts.items())

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import threading
@@ -48,6 +49,8 @@ from requests_cache.backends import BaseCache
 
 from ..settings import DEFAULTS
 from .names import DIGEST_PATTERN
+
+log = logging.getLogger("registry_insights")
 
 #: Seconds a catalog, tag list or manifest-by-tag answer is served without asking the registry.
 DEFAULT_FRESHNESS = DEFAULTS.freshness
@@ -154,8 +157,19 @@ class HttpCache:
         else:
             directory = default_cache_dir() if cache == "default" else Path(cache)
             path = cache_path(directory, self.base_url, identity)
-            _private_file(path)
-            backend = SQLiteCache(str(path), wal=True)
+            try:
+                _private_file(path)
+                backend = SQLiteCache(str(path), wal=True)
+            except OSError as exc:
+                if cache != "default":
+                    raise OSError(f"the HTTP cache directory {directory} cannot be used "
+                                  f"({exc.strerror or exc}); pass cache=None (CLI: --no-cache) "
+                                  "or another directory") from exc
+                log.warning("no HTTP cache: %s cannot be written (%s); every answer comes "
+                            "from the registry", directory, exc.strerror or exc)
+                self.backend = None
+                self.session = requests.Session()
+                return
         self.backend = backend
         self.session = CachedSession(
             backend=backend,

@@ -232,7 +232,11 @@ class RegistryClient:
             if not isinstance(body, dict):
                 raise InvalidResponse(f"{kind} page is not a JSON object: {body!r:.80}",
                                       url=response.url)
-            items = [i for i in (body.get(key) or []) if isinstance(i, str)]
+            listed = body.get(key) or []
+            if not isinstance(listed, list):
+                raise InvalidResponse(f"{kind} page: {key!r} is not a list: {listed!r:.80}",
+                                      url=redact_url(response.url))
+            items = [i for i in listed if isinstance(i, str)]
             before = len(out)
             out.update(dict.fromkeys(items))
             url = next_page(response, seen)
@@ -584,15 +588,17 @@ class RegistryClient:
 
     # -- deleting (see registry_insights.registry.deletes) ------------------------------------
     def delete(self, repository: str, tag: str | None = None, digest: str | None = None, *,
-               children: bool = True) -> list[str]:
+               children: bool = True, force: bool = False) -> list[str]:
         """Delete one tag, or a manifest by digest; return the tags that went.
 
         ``tag=`` removes that tag only: its sibling tags (and any index reaching its digest)
         survive; the manifest is deleted by digest when nothing else reaches it, else the tag
         alone goes (OCI tag delete, or on CNCF Distribution 2.8 a swap to a throwaway manifest,
         which needs push rights). ``digest=`` deletes the manifest and **every tag** on it
-        (OCI distribution-spec, "Deleting manifests"). ``children=True``: what a deleted index
-        lists, to any depth, goes too unless a remaining tag reaches it (else the garbage
+        (OCI distribution-spec, "Deleting manifests"); a manifest that a tagged index lists is
+        refused unless ``force=True`` (the index would keep a dangling entry).
+        ``children=True``: what a deleted index lists, to any depth, goes too unless a
+        remaining tag reaches it (else the garbage
         collection frees only the index's bytes). Decided on a fresh read of every tag-list
         page, re-read right before the DELETE; see :mod:`registry_insights.registry.deletes`.
         Space is freed only at the registry's next garbage collection.
@@ -607,12 +613,15 @@ class RegistryClient:
             When the registry has deletes disabled (405 ``UNSUPPORTED``); nothing was deleted.
         RegistryError
             Nothing was deleted: the throwaway push was refused (the message lists the
-            siblings), or the digest gained a tag between the read and the delete.
+            siblings), the digest gained a tag between the read and the delete, or (without
+            ``force``) a tagged index lists the digest.
         """
-        return self._deleter.delete(repository, tag, digest, children)
+        return self._deleter.delete(repository, tag, digest, children, force)
 
     def delete_many(self, items: Iterable[tuple], *, children: bool = True,
-                    progress: bool | None = None) -> list[DeleteResult]:
+                    progress: bool | None = None,
+                    on_result: Callable[[DeleteResult], None] | None = None
+                    ) -> list[DeleteResult]:
         """Delete many tags; return one :class:`DeleteResult` per item, in input order.
 
         ``items``: (repository, tag) or (repository, tag, digest); with a digest (what the tag
@@ -622,7 +631,8 @@ class RegistryClient:
         deleting. Statuses: ``"deleted"``; ``"absent"`` (already gone, not an error);
         ``"changed"`` (the tag moved, or its digest gained a tag nobody asked for);
         ``"failed"`` (the message says why; the other items go on). ``children`` as in
-        :meth:`delete`; ``progress``: a progress bar by tag.
+        :meth:`delete`; ``progress``: a progress bar by tag; ``on_result``: called with each
+        result the moment it is decided (to record it before the next request).
 
         Raises
         ------
@@ -631,7 +641,7 @@ class RegistryClient:
         Unsupported
             When the registry has deletes disabled (at the first delete; nothing was deleted).
         """
-        return self._deleter.delete_many(items, children, progress)
+        return self._deleter.delete_many(items, children, progress, on_result)
 
 
 def _range_start(response) -> int | None:
@@ -661,7 +671,9 @@ def _oversized(what: str, count: int, size: int, response, verb: str) -> Incompl
 
 
 def _enable_verbose_logging() -> None:
-    if not log.handlers:
+    """One request a line on stderr, unless the application configured a handler (the
+    package's own NullHandler does not count)."""
+    if not any(not isinstance(h, logging.NullHandler) for h in log.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
         log.addHandler(handler)

@@ -25,14 +25,14 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidReference, NotFound, RegistryError, Unsupported
 from ..progress import progress_bar
 from . import mediatypes as mt
-from .delete_plan import DeletePlan, plan_deletes
+from .delete_plan import DeletePlan, plan_deletes, reachable
 from .models import Descriptor
 from .names import validate_digest, validate_repository, validate_tag
 
@@ -125,7 +125,7 @@ class Deleter:
 
     # -- one delete --------------------------------------------------------------------------
     def delete(self, repository: str, tag: str | None, digest: str | None,
-               children: bool) -> list[str]:
+               children: bool, force: bool = False) -> list[str]:
         """See :meth:`RegistryClient.delete`."""
         validate_repository(repository)
         if (tag is None) == (digest is None):
@@ -138,6 +138,13 @@ class Deleter:
             self._children_of(repository, state, digest)
             plan = plan_deletes(state.digests(), state.children, digests=[digest],
                                 with_children=children)
+            holders = [t for t in sorted(state.tags) if t not in plan.removed_tags
+                       and digest in reachable([state.tags[t].digest], state.children)]
+            if holders and not force:
+                raise RegistryError(
+                    f"{repository}@{digest} is listed by the indexes tagged {holders}: "
+                    "deleting it would break them. Nothing was deleted (delete those tags, "
+                    "or pass force=True to leave them with a dangling entry)")
         else:
             validate_tag(tag)
             state = self.read(repository)
@@ -197,8 +204,9 @@ class Deleter:
         return again
 
     # -- many deletes ------------------------------------------------------------------------
-    def delete_many(self, items: Iterable[tuple], children: bool,
-                    progress: bool | None) -> list[DeleteResult]:
+    def delete_many(self, items: Iterable[tuple], children: bool, progress: bool | None,
+                    on_result: Callable[[DeleteResult], None] | None = None
+                    ) -> list[DeleteResult]:
         """See :meth:`RegistryClient.delete_many`."""
         wanted: list[tuple[str, str, str | None]] = []
         for item in items:
@@ -219,7 +227,7 @@ class Deleter:
         try:
             for repository, indices in by_repository.items():
                 outcome = self._delete_in(repository, [wanted[i][1:] for i in indices],
-                                          children)
+                                          children, on_result)
                 for i, result in zip(indices, outcome):
                     results[i] = result
                 bar.update(len(indices))
@@ -228,21 +236,22 @@ class Deleter:
         return [r for r in results if r is not None]
 
     def _delete_in(self, repository: str, items: list[tuple[str, str | None]],
-                   children: bool) -> list[DeleteResult]:
+                   children: bool, on_result=None) -> list[DeleteResult]:
         """The items of one repository, in their order."""
         def result(tag, digest, status, message):
             return DeleteResult(repository, tag, digest, status, message)
 
+        out = _Outcomes(on_result)
         try:
             state = self.read(repository)
-        except NotFound:
-            return [result(t, e, "absent", f"repository {repository} not found")
-                    for t, e in items]
-        except Unsupported:
-            raise
-        except RegistryError as exc:
-            return [result(t, e, "failed", f"could not read the tags: {exc}") for t, e in items]
-        out: dict[str, DeleteResult] = {}
+        except (NotFound, RegistryError) as exc:
+            if isinstance(exc, Unsupported):
+                raise
+            for t, e in items:
+                out[t] = (result(t, e, "absent", f"repository {repository} not found")
+                          if isinstance(exc, NotFound) else
+                          result(t, e, "failed", f"could not read the tags: {exc}"))
+            return [out[t] for t, _e in items]
         asked = []
         for tag, expected in items:
             desc = state.tags.get(tag)
@@ -422,6 +431,21 @@ class Deleter:
             self._delete_manifest(repository, "sha256:" + "0" * 64)
         except NotFound:
             return
+
+
+class _Outcomes(dict):
+    """Tag -> DeleteResult of one repository; each result is handed to ``on_result`` the moment
+    it is decided, so a caller can record it before the next request (an interrupted batch
+    still leaves the record of what it did)."""
+
+    def __init__(self, on_result: Callable[[DeleteResult], None] | None):
+        super().__init__()
+        self._on_result = on_result
+
+    def __setitem__(self, tag: str, result: DeleteResult) -> None:
+        super().__setitem__(tag, result)
+        if self._on_result is not None:
+            self._on_result(result)
 
 
 def _may_be_index(media_type: str | None) -> bool:

@@ -2,8 +2,9 @@
 
 Files written to the output directory (sizes are integer bytes, times ISO 8601 UTC with ``Z``):
 
-- ``tags.csv``: one row per (repository, tag, platform), the tags frame's columns; ``config`` as
-  compact JSON, times ISO 8601 UTC (``...Z``), sizes integer bytes.
+- ``tags.csv``: one row per (repository, tag, platform), the tags frame's columns without
+  ``config`` (image configs carry ``Env`` and build arguments, where secrets hide: a report is
+  meant to be shared), times ISO 8601 UTC (``...Z``), sizes integer bytes.
 - ``repositories.csv``: per repository ``tags``, ``manifests``, ``logical_bytes``,
   ``unique_bytes``, ``exclusive_bytes``, ``shared_bytes`` and unique bytes by kind, then the
   registry-wide row ``(total)`` whose ``unique_bytes`` counts every blob once: what the registry
@@ -194,7 +195,7 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
 
     files = report.files
     for name, frame in [
-        ("tags", csv_ready(images)),
+        ("tags", csv_ready(images.drop(columns=["config"]))),
         ("repositories", summary),
         ("growth", csv_ready(grown)),
         ("forecast", csv_ready(_whole_bytes(fitted, ["bytes", "trend", "lower", "upper"]))),

@@ -247,3 +247,36 @@ def test_retag_between_read_and_delete_deletes_nothing(anonymous_registry):
         with ri.RegistryClient(anonymous_registry.url, cache=None) as check:
             assert check.tags(repo) == ["old", "prod"]
             assert check.head_manifest(repo, "prod").digest == digest
+
+
+def test_each_delete_is_reported_before_the_next_request(anonymous_registry):
+    """An interrupted batch still leaves the record of what it did (the CLI's --log)."""
+    repo = "trust/record"
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        for seed, tag in enumerate(["a", "b", "c"], start=20):
+            build(client, repo, [tag], seed=seed)
+        recorded = []
+
+        def record(result):
+            recorded.append(result)
+            raise KeyboardInterrupt  # Ctrl-C right after the first delete
+
+        with pytest.raises(KeyboardInterrupt):
+            client.delete_many([(repo, "a"), (repo, "b"), (repo, "c")], on_result=record)
+        assert [(r.tag, r.status) for r in recorded] == [(recorded[0].tag, "deleted")]
+        left = client.tags(repo)
+        assert len(left) == 2 and recorded[0].tag not in left  # exactly what was recorded
+
+
+def test_deleting_a_platform_manifest_a_tagged_index_lists_is_refused(anonymous_registry):
+    repo = "trust/platform-digest"
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        index = build(client, repo, ["1.3.0"], seed=30, multiarch=True)
+        arm = client.manifest(repo, index).manifests[1].digest
+        with pytest.raises(ri.RegistryError, match=r"indexes tagged \['1.3.0'\]"):
+            client.delete(repo, digest=arm)
+        assert client.head_manifest(repo, arm).digest == arm  # nothing was deleted
+        assert client.delete(repo, digest=arm, force=True) == []  # asked for exactly that
+        with pytest.raises(ri.NotFound):
+            client.head_manifest(repo, arm)
+        client.delete(repo, digest=index)  # leave no dangling index to the shared registry

@@ -124,3 +124,13 @@ def test_a_backend_is_used_as_it_is(tmp_path):
     cache = HttpCache(backend, BASE, "anonymous")
     assert cache.backend is backend and cache.enabled
     assert not HttpCache(None, BASE, "anonymous").enabled
+
+
+def test_an_unwritable_default_cache_falls_back_to_none(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    cache = HttpCache("default", BASE, "anonymous")
+    assert not cache.enabled and "no HTTP cache" in caplog.text
+    with pytest.raises(OSError, match="--no-cache"):
+        HttpCache(blocker / "cache", BASE, "anonymous")  # a directory asked for: an error
