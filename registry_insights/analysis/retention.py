@@ -19,6 +19,8 @@ from ..frames.schema import EARLIEST_KNOWN, PLAN_SCHEMA, UTC_NS, coerce, empty, 
 
 KEEP = "keep"
 DELETE = "delete"
+#: Tags every plan protects unless ``protect_defaults=False``: ``protect`` adds to these.
+DEFAULT_PROTECTED: tuple[str, ...] = ("latest",)
 
 
 _AGE = re.compile(r"^\s*(\d+)\s*(s|sec|secs|min|mins|h|hours?|d|days?|w|weeks?)\s*$", re.I)
@@ -89,13 +91,15 @@ def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
 
 
 def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=None,
-                   keep_regex=None, delete_regex=None, protect: Iterable[str] | str = ("latest",),
-                   now=None) -> pd.DataFrame:
+                   keep_regex=None, delete_regex=None, protect: Iterable[str] | str = (),
+                   now=None, protect_defaults: bool = True) -> pd.DataFrame:
     """Decide, per (repository, tag), whether a cleanup keeps or deletes it, and say why.
 
     The rules, in order (GitLab cleanup policies; Harbor's digest care):
 
-    1. A tag named in ``protect`` is kept. So is a tag ``keep_regex`` matches (whole tag).
+    1. A protected tag is kept: :data:`DEFAULT_PROTECTED` (``latest``) and the tags named in
+       ``protect``, which add to the defaults rather than replace them (``--protect stable``
+       keeps ``latest`` too). So is a tag ``keep_regex`` matches (whole tag).
     2. When ``delete_regex`` is given, only the tags it matches (whole tag) are candidates;
        the others are kept. With no rule at all (no ``keep_last``, ``older_than`` or
        ``delete_regex``) nothing is deleted.
@@ -124,9 +128,11 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     keep_regex, delete_regex : str or compiled pattern, optional
         Full-match patterns on the tag name.
     protect : iterable of str
-        Tag names always kept; default ``("latest",)``.
+        Tag names always kept, in addition to :data:`DEFAULT_PROTECTED` (``latest``).
     now : timestamp, optional
         "Now" for ``older_than`` (default: the current time, UTC); naive times are UTC.
+    protect_defaults : bool, default True
+        False protects only the tags in ``protect`` (``latest`` too may then be deleted).
 
     Returns
     -------
@@ -146,6 +152,9 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     keep_re = _pattern(keep_regex, "keep_regex")
     delete_re = _pattern(delete_regex, "delete_regex")
     protected = {protect} if isinstance(protect, str) else set(protect or ())
+    protected.discard("")
+    if protect_defaults:
+        protected |= set(DEFAULT_PROTECTED)
     cutoff = None if age is None else (utc(now) if now is not None
                                        else pd.Timestamp.now(tz="UTC")) - age
     any_rule = keep_last is not None or age is not None or delete_re is not None

@@ -62,8 +62,10 @@ def register(sub) -> None:
                    help="keep tags this regular expression matches (whole tag)")
     p.add_argument("--delete-regex", type=regex, metavar="R",
                    help="only tags this regular expression matches may be deleted")
-    p.add_argument("--protect", action="append", metavar="TAG",
-                   help="tag always kept (repeatable; default: latest; '' for none)")
+    p.add_argument("--protect", action="append", metavar="TAG", default=[],
+                   help="tag always kept (repeatable), in addition to latest")
+    p.add_argument("--no-default-protect", action="store_true",
+                   help="do not protect latest (only the --protect tags are)")
     p.add_argument("--plan", metavar="FILE", help="write the plan as CSV")
     p.add_argument("--now", type=utc_time, default=None,
                    help="measure ages from this UTC time (default: now)")
@@ -89,15 +91,15 @@ def cleanup(args, out) -> int:
     if target.reference:
         raise UsageError(f"{args.url!r}: cleanup takes repositories, not an image")
     chosen = ([target.repository] if target.repository else []) + list(args.repositories)
-    protect = [p for p in args.protect if p] if args.protect is not None else ["latest"]
     # a cleanup decides what to delete: on answers revalidated now, not cached ones
     with connect(args, target, freshness=0.0) as client:
         with out.phase(f"reading {client.registry}", after=0):
             planned = plan_cleanup(
                 lambda repos: fetch_inventory(client, repos, progress=out.progress), chosen,
                 keep_last=args.keep_last, older_than=args.older_than,
-                keep_regex=args.keep_regex, delete_regex=args.delete_regex, protect=protect,
-                now=args.now)
+                keep_regex=args.keep_regex, delete_regex=args.delete_regex,
+                protect=[p for p in args.protect if p], now=args.now,
+                protect_defaults=not args.no_default_protect)
         if args.plan:
             from ..report.build import csv_ready
 
