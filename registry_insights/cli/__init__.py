@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, out: Output | None = None) -> int:
     out = out or Output(args.format or args.default_format, args.quiet)
     try:
         return args.handler(args, out)
-    except (UsageError, errors.InvalidReference) as exc:
+    except (UsageError, errors.InvalidReference, errors.InvalidValue) as exc:
         print(f"registry-insights: {cli_advice(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except errors.RegistryInsightsError as exc:

@@ -215,16 +215,12 @@ def size(text: str) -> int:
 
 
 def utc_time(text: str):
-    import pandas as pd
+    from ..frames.schema import utc
 
     try:
-        stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        stamp = pd.NaT
-    if pd.isna(stamp):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time: give e.g. 2026-11-01 or "
-                                         "2026-11-01T12:00:00Z (UTC when no offset)")
-    return stamp
+        return utc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def age(text: str):
@@ -238,13 +234,13 @@ def age(text: str):
 
 
 def regex(text: str) -> str:
-    import re
+    """A tag pattern: checked here, matched with a time limit (``TagPattern``) when planning."""
+    from ..analysis.retention import TagPattern
 
     try:
-        re.compile(text)
-    except re.error as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {exc}") \
-            from None
+        TagPattern(text, "regular expression")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
