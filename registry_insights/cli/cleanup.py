@@ -6,7 +6,6 @@ The steps (read, plan, apply, tally) are the shared use case
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -21,6 +20,8 @@ from .common import (
     connect,
     connection_options,
     count,
+    csv_value,
+    csv_writer,
     output_options,
     parse_target,
     plain,
@@ -101,11 +102,11 @@ def cleanup(args, out) -> int:
                 protect=[p for p in args.protect if p], now=args.now,
                 protect_defaults=not args.no_default_protect)
         if args.plan:
-            from ..report.build import csv_ready
+            from ..report.build import csv_text
 
-            write_atomic(args.plan, csv_ready(planned.plan.drop(columns=["config"],
-                                                                errors="ignore"))
-                         .to_csv(index=False))
+            write_atomic(args.plan, csv_text(planned.plan.drop(columns=["config"],
+                                                               errors="ignore"),
+                                             raw=args.raw_csv))
         todo = planned.deletions
         if not args.yes:
             _show_plan(planned, out)
@@ -127,7 +128,7 @@ def cleanup(args, out) -> int:
     else:
         out.rows(records, AUDIT_COLUMNS)
     if args.log:
-        path = append_log(args.log, records)
+        path = append_log(args.log, records, raw=args.raw_csv)
         out.status(f"{len(records)} records appended to {path}")
     counts = tally(audit)
     _say(out, "deleted: " + (", ".join(f"{n} {status}" for status, n in counts.items())
@@ -197,7 +198,7 @@ def _show_plan(planned, out) -> None:
                  "not seen: the registry may free less")
 
 
-def append_log(path: str, records: list[dict]) -> Path:
+def append_log(path: str, records: list[dict], raw: bool = False) -> Path:
     """Append the audit records to ``path`` (CSV when it ends in ``.csv``, else JSON lines),
     rewriting the file atomically: a reader never sees half a record."""
     target = Path(path)
@@ -209,12 +210,11 @@ def append_log(path: str, records: list[dict]) -> Path:
     if target.suffix.lower() == ".csv":
         if old and old.split("\n", 1)[0].strip() != ",".join(keys):
             raise UsageError(f"{path} is a CSV with other columns than {keys}: not appended")
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv_writer(buffer)
         if not old:
             writer.writerow(keys)
         for record in records:
-            writer.writerow(["" if plain(record.get(k)) is None else plain(record.get(k))
-                             for k in keys])
+            writer.writerow([csv_value(record.get(k), raw) for k in keys])
     else:
         for record in records:
             buffer.write(json.dumps({k: plain(record.get(k)) for k in keys}) + "\n")

@@ -178,6 +178,10 @@ def output_options(p: argparse.ArgumentParser, default: str = "table",
                    help=f"output format (default {default}{note}); lists print JSON lines")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no status lines or progress bars on standard error")
+    p.add_argument("--raw-csv", action="store_true",
+                   help="CSV output and files keep the registry's values as they are, for "
+                        "programs (default: text a spreadsheet would run as a formula, "
+                        "=... +... -... @..., gets a ' in front)")
     p.set_defaults(default_format=default)
 
 
@@ -325,9 +329,11 @@ class Output:
     otherwise; ``csv`` a header and rows. Both keep exact bytes and full digests.
     """
 
-    def __init__(self, fmt: str, quiet: bool = False, stdout=None, stderr=None):
+    def __init__(self, fmt: str, quiet: bool = False, stdout=None, stderr=None,
+                 raw_csv: bool = False):
         self.format = fmt
         self.quiet = quiet
+        self.raw_csv = raw_csv
         self.stdout = stdout if stdout is not None else sys.stdout
         self.stderr = stderr if stderr is not None else sys.stderr
 
@@ -398,11 +404,11 @@ class Output:
             return
         if self.format == "csv":
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
+            writer = csv_writer(buffer)
             if header:
                 writer.writerow(keys)
             for record in records:
-                writer.writerow([_csv_value(record.get(k)) for k in keys])
+                writer.writerow([csv_value(record.get(k), self.raw_csv) for k in keys])
             self.stdout.write(buffer.getvalue())
             self.stdout.flush()
             return
@@ -416,9 +422,9 @@ class Output:
             self.line(json.dumps(plain(record), indent=2))
         elif self.format == "csv":
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
+            writer = csv_writer(buffer)
             writer.writerow(list(record))
-            writer.writerow([_csv_value(v) for v in record.values()])
+            writer.writerow([csv_value(v, self.raw_csv) for v in record.values()])
             self.stdout.write(buffer.getvalue())
             self.stdout.flush()
         else:
@@ -427,15 +433,25 @@ class Output:
                 self.line(text)
 
 
-def _csv_value(value):
+def csv_writer(buffer):
+    """A csv writer with the report's line ends (CRLF: a CR inside a cell is quoted)."""
+    from ..report.build import CSV_LINE_END
+
+    return csv.writer(buffer, lineterminator=CSV_LINE_END)
+
+
+def csv_value(value, raw: bool = False):
+    """A CSV cell; text a spreadsheet would run as a formula is neutralised unless ``raw``."""
+    from ..report.build import csv_safe
+
     value = plain(value)
     if value is None:
         return ""
     if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return value
+        value = ",".join(str(v) for v in value)
+    elif isinstance(value, (dict, list)):
+        value = json.dumps(value, sort_keys=True)
+    return value if raw else csv_safe(value)
 
 
 def table(rows: list[dict], keys: list[str], right: set[str] = frozenset(), indent: str = "",
