@@ -18,6 +18,13 @@ class InvalidReference(RegistryInsightsError, ValueError):
     """A repository name, tag, digest or reference does not follow the distribution grammar."""
 
 
+class InvalidValue(RegistryInsightsError, ValueError):
+    """A size, time, duration or pattern given by the caller is malformed or out of range.
+
+    The message names the value and what would be accepted; the command line exits with 2.
+    """
+
+
 class RegistryBinaryNotFound(RegistryInsightsError, FileNotFoundError):
     """Debian's ``docker-registry`` binary (CNCF Distribution) is not installed."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from .errors import InvalidValue
+
 _BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
@@ -51,6 +53,10 @@ _UNIT_FACTORS = {
 }
 
 
+#: The largest byte count a size may have: the largest ``Int64`` (8 EiB less one byte).
+MAX_BYTES = 2**63 - 1
+
+
 def parse_bytes(text: str | int | float) -> int:
     """A byte count from ``"500GiB"``, ``"1.5 TB"``, ``"2048"`` or a number: whole bytes.
 
@@ -60,9 +66,12 @@ def parse_bytes(text: str | int | float) -> int:
 
     Raises
     ------
-    ValueError
-        When the text is not a non-negative number with a known unit (the message names it).
+    InvalidValue
+        A ``ValueError``: when the text is not a non-negative number with a known unit, or the
+        size is over :data:`MAX_BYTES` (the message names it).
     """
+    if isinstance(text, int) and not isinstance(text, bool) and 0 <= text <= MAX_BYTES:
+        return text
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         number, unit = float(text), ""
     else:
@@ -76,9 +85,13 @@ def parse_bytes(text: str | int | float) -> int:
         if unit not in _UNIT_FACTORS or not number_text:
             number = math.nan
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{text!r} is not a size: give bytes or a number with a unit such as "
-                         "'500GiB' (binary, 1024) or '2TB' (decimal, 1000)")
-    return int(round(number * _UNIT_FACTORS[unit]))
+        raise InvalidValue(f"{text!r} is not a size: give bytes or a number with a unit such as "
+                           "'500GiB' (binary, 1024) or '2TB' (decimal, 1000)")
+    size = number * _UNIT_FACTORS[unit]
+    if not size < MAX_BYTES:  # inf and overflowing products too
+        raise InvalidValue(f"{text!r} is too large a size: at most {MAX_BYTES} bytes "
+                           "(8 EiB, the largest 64-bit byte count)")
+    return int(round(size))
 
 
 def short_digest(digest: object, missing: str = "") -> str:

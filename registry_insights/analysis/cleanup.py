@@ -106,7 +106,8 @@ class CleanupPlan:
 def plan_cleanup(read: Callable[[list[str] | None], Inventory],
                  repositories: Iterable[str] = (), *, keep_last: int | None = None,
                  older_than=None, keep_regex=None, delete_regex=None,
-                 protect: Iterable[str] | str = ("latest",), now=None) -> CleanupPlan:
+                 protect: Iterable[str] | str = (), now=None,
+                 protect_defaults: bool = True) -> CleanupPlan:
     """Read the registry, plan which tags go and what garbage collection then frees.
 
     Parameters
@@ -118,7 +119,7 @@ def plan_cleanup(read: Callable[[list[str] | None], Inventory],
         :class:`~registry_insights.errors.CatalogUnavailable` when there is no catalog.
     repositories : iterable of str
         The repositories to clean; empty: every repository read.
-    keep_last, older_than, keep_regex, delete_regex, protect, now
+    keep_last, older_than, keep_regex, delete_regex, protect, now, protect_defaults
         The rules of :func:`~registry_insights.analysis.retention.retention_plan`.
 
     Returns
@@ -152,7 +153,7 @@ def plan_cleanup(read: Callable[[list[str] | None], Inventory],
     scope = tags[tags["repository"].isin(chosen)] if chosen else tags
     plan = retention_plan(scope, keep_last=keep_last, older_than=older_than,
                           keep_regex=keep_regex, delete_regex=delete_regex, protect=protect,
-                          now=now)
+                          now=now, protect_defaults=protect_defaults)
     summary = reclaimable(tags, layers, plan)
     if chosen:
         summary = summary[summary["repository"].isin([*chosen, TOTAL])].copy()

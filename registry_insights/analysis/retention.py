@@ -14,12 +14,21 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 import pandas as pd
+import regex
 
+from ..errors import InvalidValue
 from ..frames.schema import EARLIEST_KNOWN, PLAN_SCHEMA, UTC_NS, coerce, empty, image_rows, utc
 
 KEEP = "keep"
 DELETE = "delete"
-
+#: Tags every plan protects unless ``protect_defaults=False``: ``protect`` adds to these.
+DEFAULT_PROTECTED: tuple[str, ...] = ("latest",)
+#: The longest age :func:`parse_age` accepts: no image is a century old, and ``now - age``
+#: must stay a time pandas can hold.
+MAX_AGE = pd.Timedelta(days=36500)
+#: Seconds one full match of a caller's tag pattern against one tag may take: patterns such as
+#: ``(a|a)+$`` backtrack for hours on a 41-character tag; the match is cut off and refused.
+REGEX_TIMEOUT = 1.0
 
 _AGE = re.compile(r"^\s*(\d+)\s*(s|sec|secs|min|mins|h|hours?|d|days?|w|weeks?)\s*$", re.I)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "secs": 1, "min": 60, "mins": 60, "h": 3600, "hour": 3600,
@@ -32,33 +41,90 @@ def parse_age(value) -> pd.Timedelta:
 
     Raises
     ------
-    ValueError
-        For anything else (months and years are refused: their length varies).
+    InvalidValue
+        A ``ValueError``, for anything else (months and years are refused: their length
+        varies), a negative age, or one longer than :data:`MAX_AGE` (100 years).
     """
+    too_long = InvalidValue(f"age {value!r} is too long: at most {MAX_AGE.days}d (100 years)")
     if isinstance(value, (timedelta, pd.Timedelta)):
-        age = pd.Timedelta(value)
+        try:
+            age = pd.Timedelta(value)
+        except (ValueError, OverflowError):
+            raise too_long from None
+        if pd.isna(age):
+            raise InvalidValue(f"age {value!r} is not a duration")
     else:
         match = _AGE.match(str(value)) if isinstance(value, str) else None
         if match is None:
-            raise ValueError(
+            raise InvalidValue(
                 f"age {value!r} is not a duration: write a number and a unit, e.g. '90d', "
                 "'12h', '2w' or '30min' (months and years are not fixed lengths)"
             )
-        age = pd.Timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        if seconds > MAX_AGE.total_seconds():
+            raise too_long
+        age = pd.Timedelta(seconds=seconds)
     if age < pd.Timedelta(0):
-        raise ValueError(f"age {value!r} is negative")
+        raise InvalidValue(f"age {value!r} is negative")
+    if age > MAX_AGE:
+        raise too_long
     return age
 
 
-def _pattern(value, name: str) -> re.Pattern | None:
-    if value is None:
-        return None
+class TagPattern:
+    """A caller's regular expression on tag names, matched whole and with a time limit.
+
+    Matched by the ``regex`` package (Python ``re`` syntax) with ``timeout=``:
+    :data:`REGEX_TIMEOUT` seconds per tag, so a pattern that backtracks catastrophically ends
+    in a clear error instead of a hang. ``pattern`` is the text given.
+
+    Raises
+    ------
+    InvalidValue
+        A ``ValueError``: at construction when the text is not a regular expression; from
+        :meth:`fullmatch` when one match takes longer than the limit.
+    """
+
+    def __init__(self, value: str | re.Pattern | regex.Pattern, name: str = "pattern"):
+        self.name = name
+        flags = 0
+        if isinstance(value, re.Pattern):  # the flags both engines share, by name
+            flags = sum(int(getattr(regex, f.name)) for f in re.RegexFlag
+                        if f & value.flags and f.name in ("IGNORECASE", "MULTILINE", "DOTALL",
+                                                          "VERBOSE", "ASCII"))
+            value = value.pattern
+        self.pattern = value.pattern if isinstance(value, regex.Pattern) else value
+        try:
+            self._compiled = (value if isinstance(value, regex.Pattern)
+                              else regex.compile(value, flags))
+        except (regex.error, TypeError) as exc:
+            raise InvalidValue(f"{name} {value!r} is not a regular expression: {exc}") from None
+
+    def fullmatch(self, tag: str) -> bool:
+        """True when the pattern matches the whole of ``tag``."""
+        try:
+            return self._compiled.fullmatch(tag, timeout=REGEX_TIMEOUT) is not None
+        except TimeoutError:
+            raise InvalidValue(
+                f"{self.name} {self.pattern!r} took more than {REGEX_TIMEOUT:g} s on tag "
+                f"{tag!r} (catastrophic backtracking): rewrite it without nested or "
+                "overlapping repetition such as '(a+)+' or '(a|a)*'"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"TagPattern({self.pattern!r})"
+
+
+def _pattern(value, name: str) -> TagPattern | None:
+    return None if value is None else TagPattern(value, name)
+
+
+def _cutoff(now, age: pd.Timedelta) -> pd.Timestamp:
+    """``now - age``; times before the first nanosecond time mean "nothing is older"."""
     try:
-        return value if isinstance(value, re.Pattern) else re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"{name} {value!r} is not a regular expression: {exc}") from None
-
-
+        return utc(now, "now") - age
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        return pd.Timestamp.min.tz_localize("UTC").ceil("s")
 
 
 def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
@@ -89,13 +155,15 @@ def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
 
 
 def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=None,
-                   keep_regex=None, delete_regex=None, protect: Iterable[str] | str = ("latest",),
-                   now=None) -> pd.DataFrame:
+                   keep_regex=None, delete_regex=None, protect: Iterable[str] | str = (),
+                   now=None, protect_defaults: bool = True) -> pd.DataFrame:
     """Decide, per (repository, tag), whether a cleanup keeps or deletes it, and say why.
 
     The rules, in order (GitLab cleanup policies; Harbor's digest care):
 
-    1. A tag named in ``protect`` is kept. So is a tag ``keep_regex`` matches (whole tag).
+    1. A protected tag is kept: :data:`DEFAULT_PROTECTED` (``latest``) and the tags named in
+       ``protect``, which add to the defaults rather than replace them (``--protect stable``
+       keeps ``latest`` too). So is a tag ``keep_regex`` matches (whole tag).
     2. When ``delete_regex`` is given, only the tags it matches (whole tag) are candidates;
        the others are kept. With no rule at all (no ``keep_last``, ``older_than`` or
        ``delete_regex``) nothing is deleted.
@@ -122,11 +190,13 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     older_than : str or timedelta, optional
         Delete only candidates created before ``now - older_than``.
     keep_regex, delete_regex : str or compiled pattern, optional
-        Full-match patterns on the tag name.
+        Full-match patterns on the tag name (:class:`TagPattern`: matched with a time limit).
     protect : iterable of str
-        Tag names always kept; default ``("latest",)``.
+        Tag names always kept, in addition to :data:`DEFAULT_PROTECTED` (``latest``).
     now : timestamp, optional
         "Now" for ``older_than`` (default: the current time, UTC); naive times are UTC.
+    protect_defaults : bool, default True
+        False protects only the tags in ``protect`` (``latest`` too may then be deleted).
 
     Returns
     -------
@@ -137,7 +207,9 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     Raises
     ------
     ValueError
-        For a negative ``keep_last``, a malformed ``older_than`` or regular expression.
+        For a negative ``keep_last``; :class:`~registry_insights.errors.InvalidValue` (a
+        ``ValueError``) for a malformed or out-of-range ``older_than`` or ``now``, a malformed
+        regular expression, or one that takes more than :data:`REGEX_TIMEOUT` seconds on a tag.
     """
     if keep_last is not None and (int(keep_last) != keep_last or keep_last < 0):
         raise ValueError(f"keep_last must be a whole number >= 0, not {keep_last!r}")
@@ -146,8 +218,10 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     keep_re = _pattern(keep_regex, "keep_regex")
     delete_re = _pattern(delete_regex, "delete_regex")
     protected = {protect} if isinstance(protect, str) else set(protect or ())
-    cutoff = None if age is None else (utc(now) if now is not None
-                                       else pd.Timestamp.now(tz="UTC")) - age
+    protected.discard("")
+    if protect_defaults:
+        protected |= set(DEFAULT_PROTECTED)
+    cutoff = None if age is None else _cutoff(now, age)
     any_rule = keep_last is not None or age is not None or delete_re is not None
     age_rules = keep_last is not None or age is not None
 

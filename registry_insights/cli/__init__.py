@@ -122,10 +122,11 @@ def _terminate(signum, frame):
 
 def run(args: argparse.Namespace, out: Output | None = None) -> int:
     """Call the command's handler; turn errors into a message and an exit status."""
-    out = out or Output(args.format or args.default_format, args.quiet)
+    out = out or Output(args.format or args.default_format, args.quiet,
+                        raw_csv=getattr(args, "raw_csv", False))
     try:
         return args.handler(args, out)
-    except (UsageError, errors.InvalidReference) as exc:
+    except (UsageError, errors.InvalidReference, errors.InvalidValue) as exc:
         print(f"registry-insights: {cli_advice(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except errors.RegistryInsightsError as exc:

@@ -6,7 +6,6 @@ The steps (read, plan, apply, tally) are the shared use case
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import datetime, timezone
@@ -22,6 +21,8 @@ from .common import (
     connect,
     connection_options,
     count,
+    csv_value,
+    csv_writer,
     output_options,
     parse_target,
     plain,
@@ -63,8 +64,10 @@ def register(sub) -> None:
                    help="keep tags this regular expression matches (whole tag)")
     p.add_argument("--delete-regex", type=regex, metavar="R",
                    help="only tags this regular expression matches may be deleted")
-    p.add_argument("--protect", action="append", metavar="TAG",
-                   help="tag always kept (repeatable; default: latest; '' for none)")
+    p.add_argument("--protect", action="append", metavar="TAG", default=[],
+                   help="tag always kept (repeatable), in addition to latest")
+    p.add_argument("--no-default-protect", action="store_true",
+                   help="do not protect latest (only the --protect tags are)")
     p.add_argument("--plan", metavar="FILE", help="write the plan as CSV")
     p.add_argument("--now", type=utc_time, default=None,
                    help="measure ages from this UTC time (default: now)")
@@ -90,21 +93,21 @@ def cleanup(args, out) -> int:
     if target.reference:
         raise UsageError(f"{args.url!r}: cleanup takes repositories, not an image")
     chosen = ([target.repository] if target.repository else []) + list(args.repositories)
-    protect = [p for p in args.protect if p] if args.protect is not None else ["latest"]
     # a cleanup decides what to delete: on answers revalidated now, not cached ones
     with connect(args, target, freshness=0.0) as client:
         with out.phase(f"reading {client.registry}", after=0):
             planned = plan_cleanup(
                 lambda repos: fetch_inventory(client, repos, progress=out.progress), chosen,
                 keep_last=args.keep_last, older_than=args.older_than,
-                keep_regex=args.keep_regex, delete_regex=args.delete_regex, protect=protect,
-                now=args.now)
+                keep_regex=args.keep_regex, delete_regex=args.delete_regex,
+                protect=[p for p in args.protect if p], now=args.now,
+                protect_defaults=not args.no_default_protect)
         if args.plan:
-            from ..report.build import csv_ready
+            from ..report.build import csv_text
 
-            write_atomic(args.plan, csv_ready(planned.plan.drop(columns=["config"],
-                                                                errors="ignore"))
-                         .to_csv(index=False))
+            write_atomic(args.plan, csv_text(planned.plan.drop(columns=["config"],
+                                                               errors="ignore"),
+                                             raw=args.raw_csv))
         todo = planned.deletions
         if not args.yes:
             _show_plan(planned, out)
@@ -123,7 +126,7 @@ def cleanup(args, out) -> int:
                 append_log(args.log, [{
                     "time": datetime.now(timezone.utc), "repository": result.repository,
                     "tag": result.tag, "digest": result.digest, "action": "delete",
-                    "result": result.status, "message": result.message}])
+                    "result": result.status, "message": result.message}], raw=args.raw_csv)
 
         with out.phase(f"deleting {len(todo)} tags", after=0):
             audit = apply_cleanup(planned, lambda items: client.delete_many(
@@ -136,7 +139,8 @@ def cleanup(args, out) -> int:
     else:
         out.rows(records, AUDIT_COLUMNS)
     if args.log:  # the deletes are in already, one by one; now the tags kept
-        path = append_log(args.log, [r for r in records if r["action"] != "delete"])
+        path = append_log(args.log, [r for r in records if r["action"] != "delete"],
+                          raw=args.raw_csv)
         out.status(f"{len(records)} records appended to {path}")
     counts = tally(audit)
     _say(out, "deleted: " + (", ".join(f"{n} {status}" for status, n in counts.items())
@@ -206,7 +210,7 @@ def _show_plan(planned, out) -> None:
                  "not seen: the registry may free less")
 
 
-def append_log(path: str, records: list[dict]) -> Path:
+def append_log(path: str, records: list[dict], raw: bool = False) -> Path:
     """Append the audit records to ``path`` (CSV when it ends in ``.csv``, else JSON lines),
     rewriting the file atomically: a reader never sees half a record."""
     target = Path(path)
@@ -218,12 +222,11 @@ def append_log(path: str, records: list[dict]) -> Path:
     if target.suffix.lower() == ".csv":
         if old and old.split("\n", 1)[0].strip() != ",".join(keys):
             raise UsageError(f"{path} is a CSV with other columns than {keys}: not appended")
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv_writer(buffer)
         if not old:
             writer.writerow(keys)
         for record in records:
-            writer.writerow(["" if plain(record.get(k)) is None else plain(record.get(k))
-                             for k in keys])
+            writer.writerow([csv_value(record.get(k), raw) for k in keys])
     else:
         for record in records:
             buffer.write(json.dumps({k: plain(record.get(k)) for k in keys}) + "\n")

@@ -178,6 +178,10 @@ def output_options(p: argparse.ArgumentParser, default: str = "table",
                    help=f"output format (default {default}{note}); lists print JSON lines")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no status lines or progress bars on standard error")
+    p.add_argument("--raw-csv", action="store_true",
+                   help="CSV output and files keep the registry's values as they are, for "
+                        "programs (default: text a spreadsheet would run as a formula, "
+                        "=... +... -... @..., gets a ' in front)")
     p.set_defaults(default_format=default)
 
 
@@ -215,16 +219,12 @@ def size(text: str) -> int:
 
 
 def utc_time(text: str):
-    import pandas as pd
+    from ..frames.schema import utc
 
     try:
-        stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        stamp = pd.NaT
-    if pd.isna(stamp):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time: give e.g. 2026-11-01 or "
-                                         "2026-11-01T12:00:00Z (UTC when no offset)")
-    return stamp
+        return utc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def age(text: str):
@@ -238,13 +238,13 @@ def age(text: str):
 
 
 def regex(text: str) -> str:
-    import re
+    """A tag pattern: checked here, matched with a time limit (``TagPattern``) when planning."""
+    from ..analysis.retention import TagPattern
 
     try:
-        re.compile(text)
-    except re.error as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {exc}") \
-            from None
+        TagPattern(text, "regular expression")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -329,9 +329,11 @@ class Output:
     otherwise; ``csv`` a header and rows. Both keep exact bytes and full digests.
     """
 
-    def __init__(self, fmt: str, quiet: bool = False, stdout=None, stderr=None):
+    def __init__(self, fmt: str, quiet: bool = False, stdout=None, stderr=None,
+                 raw_csv: bool = False):
         self.format = fmt
         self.quiet = quiet
+        self.raw_csv = raw_csv
         self.stdout = stdout if stdout is not None else sys.stdout
         self.stderr = stderr if stderr is not None else sys.stderr
 
@@ -402,11 +404,11 @@ class Output:
             return
         if self.format == "csv":
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
+            writer = csv_writer(buffer)
             if header:
                 writer.writerow(keys)
             for record in records:
-                writer.writerow([_csv_value(record.get(k)) for k in keys])
+                writer.writerow([csv_value(record.get(k), self.raw_csv) for k in keys])
             self.stdout.write(buffer.getvalue())
             self.stdout.flush()
             return
@@ -420,9 +422,9 @@ class Output:
             self.line(json.dumps(plain(record), indent=2))
         elif self.format == "csv":
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
+            writer = csv_writer(buffer)
             writer.writerow(list(record))
-            writer.writerow([_csv_value(v) for v in record.values()])
+            writer.writerow([csv_value(v, self.raw_csv) for v in record.values()])
             self.stdout.write(buffer.getvalue())
             self.stdout.flush()
         else:
@@ -431,15 +433,25 @@ class Output:
                 self.line(text)
 
 
-def _csv_value(value):
+def csv_writer(buffer):
+    """A csv writer with the report's line ends (CRLF: a CR inside a cell is quoted)."""
+    from ..report.build import CSV_LINE_END
+
+    return csv.writer(buffer, lineterminator=CSV_LINE_END)
+
+
+def csv_value(value, raw: bool = False):
+    """A CSV cell; text a spreadsheet would run as a formula is neutralised unless ``raw``."""
+    from ..report.build import csv_safe
+
     value = plain(value)
     if value is None:
         return ""
     if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return value
+        value = ",".join(str(v) for v in value)
+    elif isinstance(value, (dict, list)):
+        value = json.dumps(value, sort_keys=True)
+    return value if raw else csv_safe(value)
 
 
 def table(rows: list[dict], keys: list[str], right: set[str] = frozenset(), indent: str = "",

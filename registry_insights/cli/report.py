@@ -90,7 +90,7 @@ def _report(client, args, out, repositories=None, now=None) -> int:
                  "(total) row count blobs among them only; blobs they share with repositories "
                  "not read look exclusive, so deleting them may free less")
     options = {"capacity": args.capacity, "html": not args.no_html,
-               "now": args.now if args.now is not None else now}
+               "now": args.now if args.now is not None else now, "raw_csv": args.raw_csv}
     with out.phase(f"writing the report into {args.output}"):
         report = write_report(inventory, args.output, **options)
     _print_summary(report, out)

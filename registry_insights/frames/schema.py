@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..errors import InvalidValue
+
 UTC_NS = "datetime64[ns, UTC]"
 
 #: Creation times before this instant are unknown, not ages (reproducible builds write the Unix
@@ -15,26 +17,36 @@ UTC_NS = "datetime64[ns, UTC]"
 EARLIEST_KNOWN = pd.Timestamp("1980-01-01", tz="UTC").as_unit("ns")
 
 
-def utc(value: object = None) -> pd.Timestamp:
+def utc(value: object = None, name: str = "time") -> pd.Timestamp:
     """``value`` as a UTC Timestamp in nanoseconds (naive means UTC); None is the current time.
+
+    What "now" means everywhere (reports, trends, retention plans, the command line): a
+    timestamp, ``datetime`` or ISO 8601 text.
 
     Raises
     ------
-    ValueError
-        When ``value`` is not a time (the message names it).
+    InvalidValue
+        A ``ValueError`` naming ``name`` and the value: when it is not a time, or lies outside
+        what nanosecond times hold (1677-09-22 to 2262-04-11).
     """
+    if value is None:
+        return pd.Timestamp.now(tz="UTC").as_unit("ns")
+    out_of_range = InvalidValue(
+        f"{name} {value!r} is out of range: give a time between 1677-09-22 and 2262-04-11 "
+        "(UTC), the span of nanosecond times")
     try:
-        stamp = pd.Timestamp.now(tz="UTC") if value is None else pd.Timestamp(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{value!r} is not a time: give e.g. '2026-11-01T00:00:00Z'") from exc
+        stamp = pd.Timestamp(value)
+        if not pd.isna(stamp):
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            stamp = stamp.as_unit("ns")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        raise out_of_range from None
+    except (ValueError, TypeError):
+        stamp = pd.NaT
     if pd.isna(stamp):
-        raise ValueError(f"{value!r} is not a time: give e.g. '2026-11-01T00:00:00Z'")
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    try:
-        return stamp.as_unit("ns")
-    except (ValueError, OverflowError) as exc:  # pandas.errors.OutOfBoundsDatetime
-        raise ValueError(f"{value!r} is outside the times this tool handles "
-                         "(1677 to 2262)") from exc
+        raise InvalidValue(f"{name} {value!r} is not a time: give e.g. 2026-11-01 or "
+                           "2026-11-01T12:00:00Z (UTC when no offset)")
+    return stamp
 
 
 def image_mask(frame: pd.DataFrame) -> pd.Series:

@@ -13,9 +13,21 @@ How a pull never leaves a lie on disk:
 3. Each blob is streamed into a new temporary file in the layout while its digest is computed;
    its size and digest are checked, the file is flushed to disk, then renamed into place
    (``os.replace``). A blob already in place is hashed: kept when it matches, downloaded again
-   when it does not. Manifests are written as the exact bytes the registry sent.
+   (and replaced in one rename) when it does not. Manifests are written as the exact bytes the
+   registry sent.
 4. ``index.json`` is rewritten atomically (temporary file + ``os.replace``) only once every blob
    is in place: a pull is visible in the layout only when it is complete.
+
+Several pulls, in threads or processes, may share one layout:
+
+- ``index.json`` is read, changed and written under an exclusive ``flock`` on the layout's lock
+  file (:data:`LOCK_FILE`), so no pull's entry is lost to another's write; ``oci-layout`` is
+  created under the same lock.
+- A temporary file is locked as soon as it is created, and used only when, once locked, its
+  name still leads to it: a sweep of leftovers (step 2) that got to it first, before the lock,
+  has removed it, and the pull takes a new one. A sweep removes a file only while holding its
+  lock and while the name still leads to the file it locked, so it never removes a file in use
+  nor one that was just renamed into place.
 
 No pandas here: this sits left of ``inventory`` in the design's flow.
 """
@@ -27,6 +39,8 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,6 +58,9 @@ except ImportError:  # pragma: no cover - Windows
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = "1.0.0"
 INDEX_FILE = "index.json"
+#: The lock file in the layout's root: held (``flock``) while ``index.json`` or
+#: ``oci-layout`` is written. Never removed (removing a lock file races with its users).
+LOCK_FILE = ".registry-insights.lock"
 #: The annotation that names an ``index.json`` entry (a tag): OCI image-spec, "Annotations".
 REF_NAME = "org.opencontainers.image.ref.name"
 TEMP_SUFFIX = ".partial"
@@ -136,33 +153,72 @@ def open_layout(root: Path) -> Path:
     """
     root.mkdir(parents=True, exist_ok=True)
     marker = root / LAYOUT_FILE
-    if marker.exists():
-        try:
-            version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
-        except (ValueError, AttributeError):
-            version = None
-        if version != LAYOUT_VERSION:
-            raise ValueError(f"{marker} does not say imageLayoutVersion {LAYOUT_VERSION!r} "
-                             f"(found {version!r}): not a layout this tool can write to")
-    else:
-        if any(not (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX))
-               for p in root.iterdir()):  # our own leftovers do not count
-            raise FileExistsError(
-                f"{root} is not empty and is not an OCI image layout (no {LAYOUT_FILE}): "
-                "give a new or empty directory, or an existing layout"
-            )
-        _atomic_write(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+    if not marker.exists():
+        # checked before the lock file is made, so a stranger's directory is left as it was;
+        # the marker and blobs may be another pull's, which made the layout meanwhile
+        _refuse_foreign(root, {LAYOUT_FILE, "blobs"})
+        with layout_lock(root):
+            if not marker.exists():
+                _refuse_foreign(root)
+                _atomic_write(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+    try:
+        version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
+    except (ValueError, AttributeError):
+        version = None
+    if version != LAYOUT_VERSION:
+        raise ValueError(f"{marker} does not say imageLayoutVersion {LAYOUT_VERSION!r} "
+                         f"(found {version!r}): not a layout this tool can write to")
     blobs = root / "blobs"
     blobs.mkdir(exist_ok=True)
     return blobs
 
 
+def _refuse_foreign(root: Path, also: set[str] | frozenset[str] = frozenset()) -> None:
+    """Raise FileExistsError when ``root`` holds anything but our lock and temporary files
+    (and the names in ``also``)."""
+    ours = {LOCK_FILE, *also}
+    if any(p.name not in ours and not (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX))
+           for p in root.iterdir()):
+        raise FileExistsError(
+            f"{root} is not empty and is not an OCI image layout (no {LAYOUT_FILE}): "
+            "give a new or empty directory, or an existing layout"
+        )
+
+
+_PROCESS_LOCK = threading.Lock()  # where flock is missing (Windows): threads only
+
+
+@contextmanager
+def layout_lock(root: Path) -> Iterator[None]:
+    """Hold the exclusive lock of the layout ``root`` (``flock`` on :data:`LOCK_FILE`).
+
+    Each holder opens the file itself, so threads of one process exclude each other as
+    processes do (``flock`` locks belong to the open file).
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        with _PROCESS_LOCK:
+            yield
+        return
+    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def add_to_index(root: Path, entry: dict, ref_name: str | None) -> dict:
-    """Add ``entry`` to ``index.json`` (atomically); return the index written.
+    """Add ``entry`` to ``index.json`` (atomically, under the layout's lock); return the index
+    written.
 
     An entry with the same ``ref_name`` is replaced; without a ref name, an unnamed entry with
-    the same digest is.
+    the same digest is. Entries other pulls add at the same time are kept.
     """
+    with layout_lock(root):
+        return _add_to_index(root, entry, ref_name)
+
+
+def _add_to_index(root: Path, entry: dict, ref_name: str | None) -> dict:
     path = root / INDEX_FILE
     index: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
     if path.exists():
@@ -346,14 +402,37 @@ class _HashingWriter:
 
 
 def _temp_file(target: Path) -> tuple[IO[bytes], str]:
-    """A new locked temporary file next to ``target``."""
+    """A new temporary file next to ``target``, locked, that no sweep of leftovers removed.
+
+    ``mkstemp`` makes a unique name; between its creation and the lock, a pull sweeping
+    leftovers (:func:`discard_leftovers`) may lock and remove it. So once locked, the name must
+    still lead to this very file; otherwise another is made.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX,
-                                dir=target.parent)
-    handle = os.fdopen(fd, "wb")
-    if fcntl is not None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    return handle, name
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX,
+                                    dir=target.parent)
+        handle = os.fdopen(fd, "wb")
+        if fcntl is None:  # pragma: no cover - Windows
+            return handle, name
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if _same_file(name, handle.fileno()):
+                return handle, name
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()  # swept away before it was locked: make another
+
+
+def _same_file(name: str | Path, fd: int) -> bool:
+    """True when the path ``name`` leads to the open file ``fd``."""
+    try:
+        there = os.stat(name)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _commit(handle: IO[bytes], name: str, target: Path) -> None:
@@ -394,9 +473,10 @@ def ensure_blob(client, repository: str, blobs_dir: Path, descriptor: Descriptor
     target = blob_path(blobs_dir, descriptor.digest)
     if target.exists():
         if file_matches(target, descriptor.digest, descriptor.size):
-            advance(descriptor.size or target.stat().st_size)
+            advance(descriptor.size or 0)
             return False
-        target.unlink()  # corrupt or truncated: fetch it again
+        # corrupt or truncated: fetched again and renamed over it (never removed first: a
+        # concurrent pull may just have put the good bytes there)
     handle, name = _temp_file(target)
     try:
         writer = _HashingWriter(handle, descriptor.digest, advance, cancel)
@@ -428,7 +508,8 @@ def write_blob_bytes(blobs_dir: Path, digest: str, data: bytes) -> bool:
 def discard_leftovers(root: Path) -> list[Path]:
     """Remove the temporary files interrupted pulls left in the layout ``root``; return them.
 
-    A temporary file another live pull is writing is locked, and left alone.
+    A temporary file another live pull is writing is locked, and left alone; a file is
+    removed only while this sweep holds its lock and its name still leads to it.
     """
     removed = []
     found = [*root.glob(f".*{TEMP_SUFFIX}"), *root.glob(f"blobs/*/.*{TEMP_SUFFIX}")]
@@ -443,6 +524,8 @@ def discard_leftovers(root: Path) -> list[Path]:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     continue  # a live pull holds it
+                if not _same_file(path, handle.fileno()):
+                    continue  # renamed into place (or replaced) meanwhile: not a leftover
             try:
                 path.unlink()
                 removed.append(path)

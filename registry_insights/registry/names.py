@@ -142,8 +142,13 @@ def parse_reference(text: str) -> Reference:
 
 
 def _is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost" or host.endswith(".localhost"):
+    """True only for ``localhost`` and literal loopback addresses (``127.0.0.0/8``, ``::1``).
+
+    Other names, ``*.localhost`` included, resolve through DNS (or /etc/hosts) on many
+    machines and may reach another host: they are not loopback.
+    """
+    host = host.strip("[]").lower()
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -157,8 +162,10 @@ _BASE_PATH_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
 def normalize_registry(registry: str, insecure: bool = False) -> str:
     """Return the base URL ``scheme://host[:port][/path]`` of a registry given as host or URL.
 
-    A bare host gets ``https://``, except loopback hosts (``localhost``, ``127.0.0.0/8``, ``::1``)
-    and ``insecure=True``, which get ``http://``. Plain http elsewhere needs ``insecure=True``.
+    A bare host gets ``https://``, except loopback hosts and ``insecure=True``, which get
+    ``http://``. Plain http elsewhere needs ``insecure=True``. Loopback means ``localhost`` or a
+    literal loopback address (``127.0.0.0/8``, ``::1``) only: a name such as
+    ``evil.localhost`` resolves through DNS and is treated as any remote host.
     A registry served under a path (Distribution's ``http.prefix``, a path-routing reverse
     proxy: ``https://host/reg/v2/``) keeps that path: ``https://host/reg``. A trailing ``/v2``
     or ``/`` is dropped.

@@ -18,6 +18,11 @@ Files written to the output directory (sizes are integer bytes, times ISO 8601 U
   first, with ``age_days`` at the report's ``now``.
 - ``shared_layers.csv``: :func:`registry_insights.trends.shared_layers`, the layers referenced
   by two or more repositories, by bytes saved.
+- Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+  ``@``, a tab or a carriage return: registry values such as a config's ``os``) get a single
+  quote in front (OWASP's advice against CSV injection); ``raw_csv=True`` keeps them as they
+  are, for programs. Numbers are never changed. Lines end in CRLF (RFC 4180), so a cell
+  holding a line break is always quoted and never starts a row of its own.
 - With ``plots=True``: ``storage_by_repository.png``, ``growth_forecast.png``,
   ``tag_age_histogram.png``, ``shared_layers.png``, ``size_distribution.png`` (drawn on
   :class:`matplotlib.figure.Figure` objects rendered by Agg; the pyplot backend is left alone).
@@ -102,8 +107,29 @@ def _iso_utc(value) -> str | None:
     return f"{text}.{fraction:09d}".rstrip("0") + "Z" if fraction else text + "Z"
 
 
-def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy for CSV: dicts as compact JSON, UTC times as ISO 8601 with ``Z``, Int64 as ints."""
+#: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): a cell of text
+#: starting with one of these gets a single quote in front, so it stays text.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """``value`` made safe for a spreadsheet cell: text starting with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return gets a single quote in front (OWASP's advice against CSV
+    injection); anything else, numbers included, is returned as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_ready(frame: pd.DataFrame, raw: bool = False) -> pd.DataFrame:
+    """A copy for CSV: dicts as compact JSON, UTC times as ISO 8601 with ``Z``, Int64 as ints.
+
+    Text that a spreadsheet would run as a formula (a config's ``os`` of ``=HYPERLINK(...)``,
+    a platform of ``+cmd|...``, ``@SUM(...)``) is neutralised by :func:`csv_safe` in every text
+    column; numbers stay numbers (a negative count is not text). Every CSV this package writes
+    goes through here. ``raw=True`` keeps the values exactly as the registry gave them, for
+    programs that read the CSV (never open such a file in a spreadsheet).
+    """
     out = frame.copy()
     for column in out.columns:
         values = out[column]
@@ -114,13 +140,39 @@ def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
                 lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"))
                 if isinstance(v, (dict, list)) else v
             )
+        if raw:
+            continue
+        values = out[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
+        if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+            out[column] = values.map(csv_safe, na_action="ignore")
     return out
+
+
+#: Line ends of every CSV written (RFC 4180): with CRLF, the csv writer quotes every cell that
+#: holds a CR or LF; with LF alone it leaves a bare CR unquoted, which a spreadsheet reads as a
+#: new row whose first cell (``=1+1``) would run as a formula.
+CSV_LINE_END = "\r\n"
+
+
+def csv_text(frame: pd.DataFrame, raw: bool = False) -> str:
+    """``frame`` as CSV text through :func:`csv_ready` (no index, CRLF line ends)."""
+    return csv_ready(frame, raw=raw).to_csv(index=False, lineterminator=CSV_LINE_END)
+
+
+def write_csv(frame: pd.DataFrame, path, raw: bool = False) -> Path:
+    """Write :func:`csv_text` of ``frame`` to ``path``; return the path."""
+    path = Path(path)
+    path.write_text(csv_text(frame, raw=raw), encoding="utf-8", newline="")
+    return path
 
 
 def write_report(inventory: Inventory, directory, attestations_in_storage: bool = True, *,
                  plots: bool = True, html: bool = True, capacity: int | str | None = None,
                  now: object = None, stale_after: str | pd.Timedelta = "180D",
-                 horizon: str | pd.Timedelta = "365D", freq: str = "MS") -> Report:
+                 horizon: str | pd.Timedelta = "365D", freq: str = "MS",
+                 raw_csv: bool = False) -> Report:
     """Write the report of ``inventory`` into ``directory`` (see the module docstring).
 
     Storage counts the blobs of attestations (they occupy the registry's disk); the tag rows of
@@ -148,6 +200,9 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
         How far past the last observation the forecast runs.
     freq : str, default "MS"
         The growth periods (a pandas offset alias; "MS" is calendar months).
+    raw_csv : bool, default False
+        Write text cells exactly as the registry gave them; by default a cell a spreadsheet
+        would run as a formula is neutralised (see :func:`csv_ready`).
 
     Raises
     ------
@@ -159,7 +214,7 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
         inventory.layers(attestations=attestations_in_storage), directory,
         repositories=inventory.repositories, registry=inventory.registry, plots=plots,
         html=html, capacity=capacity, now=now, stale_after=stale_after, horizon=horizon,
-        freq=freq)
+        freq=freq, raw_csv=raw_csv)
 
 
 def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
@@ -167,7 +222,8 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
                        plots: bool = True, html: bool = True,
                        capacity: int | str | None = None, now: object = None,
                        stale_after: str | pd.Timedelta = "180D",
-                       horizon: str | pd.Timedelta = "365D", freq: str = "MS") -> Report:
+                       horizon: str | pd.Timedelta = "365D", freq: str = "MS",
+                       raw_csv: bool = False) -> Report:
     """:func:`write_report` from a tags and a layers frame (attestation rows included or not).
 
     ``repositories`` are listed even without tags; ``registry`` names the registry in the page.
@@ -195,16 +251,16 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
 
     files = report.files
     for name, frame in [
-        ("tags", csv_ready(images.drop(columns=["config"]))),
+        ("tags", images.drop(columns=["config"])),
         ("repositories", summary),
-        ("growth", csv_ready(grown)),
-        ("forecast", csv_ready(_whole_bytes(fitted, ["bytes", "trend", "lower", "upper"]))),
-        ("stale_tags", csv_ready(stale.drop(columns=["config"]))),
+        ("growth", grown),
+        ("forecast", _whole_bytes(fitted, ["bytes", "trend", "lower", "upper"])),
+        ("stale_tags", stale.drop(columns=["config"])),
         ("shared_layers", shared),
         ("cleanup_scenarios", scenarios),
     ]:
         files[name] = directory / f"{name}.csv"
-        frame.to_csv(files[name], index=False)
+        write_csv(frame, files[name], raw=raw_csv)
     pngs = render_plots(report) if plots or html else {}
     if plots:
         for name, data in pngs.items():

@@ -254,3 +254,96 @@ def test_pull_command(source, tmp_path, capsys):
     assert main(["pull", handle.url, "Bad:tag", str(layout), "--no-cache"]) == 2
     assert main(["pull", handle.url, f"{repo}:nope", str(layout), "--no-cache"]) == 1
     capsys.readouterr()
+
+
+# -- issue 10 item 9: parallel pulls into one layout ----------------------------------------
+PARALLEL_TAGS = [f"p{i}" for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def parallel_source(anonymous_registry):
+    """Eight OCI tags sharing a base layer; every other one a two-platform index."""
+    repo = "pull/parallel"
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        fleet = FleetBuilder(client, 12)
+        base = fleet.layer(300_000, "parallel-base")
+        digests = {}
+        for i, tag in enumerate(PARALLEL_TAGS):
+            platforms = {"linux/amd64": [base, fleet.layer(40_000 + i, f"parallel-{i}")]}
+            if i % 2:
+                platforms["linux/arm64"] = [base, fleet.layer(30_000 + i, f"parallel-arm-{i}")]
+            digests[tag] = fleet.build(repo, [tag], platforms, "2026-03-01T10:00:00Z", oci=True)
+    return anonymous_registry, repo, digests
+
+
+@needs_skopeo
+def test_parallel_pulls_by_processes_and_threads_into_one_layout(parallel_source, tmp_path):
+    """Four ``registry-insights pull`` processes and four threads pull eight tags into one
+    layout at once; the threads pull again while the processes run (each pull sweeps
+    leftovers and rewrites index.json). Every pull succeeds, index.json names every tag, no
+    temporary file is left, and skopeo opens each tag."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    handle, repo, digests = parallel_source
+    env = {**os.environ, "PYTHONPATH": str(Path(ri.__file__).parent.parent)}
+    by_process, by_thread = PARALLEL_TAGS[:4], PARALLEL_TAGS[4:]
+    for attempt in range(2):
+        layout = tmp_path / f"shared-{attempt}"
+        processes = [subprocess.Popen(
+            [sys.executable, "-m", "registry_insights.cli", "pull", handle.url,
+             f"{repo}:{tag}", str(layout), "--no-cache"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for tag in by_process]
+
+        def pull(tag: str, layout: Path = layout, processes: list = processes) -> int:
+            pulls = 0
+            with ri.RegistryClient(handle.url, cache=None, max_workers=4) as client:
+                while pulls < 25 and (pulls == 0 or any(p.poll() is None for p in processes)):
+                    client.pull(repo, tag, layout, progress=False)
+                    pulls += 1
+            return pulls
+
+        with ThreadPoolExecutor(len(by_thread)) as pool:
+            pulls = list(pool.map(pull, by_thread))  # re-raises a failed pull
+        for tag, process in zip(by_process, processes):
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, f"{tag}: {err}"
+            assert f"pulled {repo}:{tag} into {layout}" in out
+        assert min(pulls) >= 1
+        index = check_layout(layout)
+        names = {m["annotations"][REF_NAME]: m["digest"] for m in index["manifests"]}
+        assert names == digests
+        assert len(index["manifests"]) == len(PARALLEL_TAGS)
+        assert [p.name for p in layout.iterdir() if p.name.endswith(TEMP_SUFFIX)] == []
+    for tag in PARALLEL_TAGS:
+        inspected = json.loads(skopeo("inspect", f"oci:{layout}:{tag}").stdout)
+        assert inspected["Digest"] in (digests[tag], *[
+            m["digest"] for m in json.loads((layout / "blobs" / "sha256" /
+                                             digests[tag][7:]).read_text()).get("manifests", [])])
+
+
+def test_a_temporary_file_swept_before_its_lock_is_replaced(tmp_path, monkeypatch):
+    """The window the parallel test hits by chance, made certain: another pull's sweep of
+    leftovers removes a temporary file between its creation and its lock."""
+    from registry_insights.registry import layout
+
+    root = tmp_path / "layout"
+    open_layout(root)
+    real_flock = fcntl.flock
+    swept: list[list[Path]] = []
+
+    def flock(fd, operation):
+        target = os.readlink(f"/proc/self/fd/{fd if isinstance(fd, int) else fd.fileno()}")
+        if operation == fcntl.LOCK_EX and target.endswith(TEMP_SUFFIX) and not swept:
+            swept.append(discard_leftovers(root))  # not locked yet: taken for a leftover
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(layout.fcntl, "flock", flock)
+    entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": "sha256:" + "a" * 64, "size": 10}
+    add_to_index(root, entry, "v1")
+    assert len(swept) == 1 and len(swept[0]) == 1
+    assert swept[0][0].name.startswith(".index.json.")
+    index = json.loads((root / "index.json").read_text())
+    assert [m["annotations"][REF_NAME] for m in index["manifests"]] == ["v1"]
+    assert [p.name for p in root.iterdir() if p.name.endswith(TEMP_SUFFIX)] == []

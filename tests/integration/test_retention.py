@@ -72,7 +72,7 @@ def builds(repo="app", n=6, shared=("latest",)):
 # -- retention_plan --------------------------------------------------------------------------
 def test_keep_last_counts_distinct_digests_not_tags():
     tags, _layers = frames(*builds(n=6, shared=("latest", "stable", "sha-1")))
-    plan = ri.retention_plan(tags, keep_last=2, protect=())
+    plan = ri.retention_plan(tags, keep_last=2, protect_defaults=False)
     assert list(plan.columns) == list(PLAN_SCHEMA)
     assert {c: str(t) for c, t in plan.dtypes.items()} == PLAN_SCHEMA
     kept = set(plan.loc[plan["action"] == "keep", "tag"])
@@ -94,7 +94,7 @@ def test_protected_and_keep_regex_are_kept_and_keep_their_digest():
     # v0 is beyond keep_last, but a kept tag points to its digest: deleting it would delete both
     assert action(plan, "app", "v0") == ("keep", "digest shared with kept tag release-1")
     assert {t for t in plan.loc[plan["action"] == "delete", "tag"]} == {"v1", "v2"}
-    unprotected = ri.retention_plan(tags, keep_last=0, protect=())
+    unprotected = ri.retention_plan(tags, keep_last=0, protect_defaults=False)
     assert action(unprotected, "app", "latest")[0] == "delete"
 
 
@@ -247,3 +247,52 @@ def test_cleanup_command_dry_run_plan_file_then_yes(anonymous_registry, tmp_path
         assert client.tags(repo) == ["latest", "v3", "v4"]
     assert main(["cleanup", url, "--keep-last", "2", "--older-than", "3 months"]) == 2
     assert "not a duration" in capsys.readouterr().err
+
+
+# -- issue 10 item 13: --protect adds to the default protection of latest ----------------------
+def test_protect_adds_to_the_default_protection_of_latest():
+    # latest sits on the oldest build: only its protection keeps it
+    parts = builds(n=4, shared=())
+    parts.append(image("app", "latest", d("app-m0"), "2026-10-10T00:00:00Z"))
+    parts.append(image("app", "stable", d("app-m1"), "2026-10-11T00:00:00Z"))
+    tags, _layers = frames(*parts)
+    plan = ri.retention_plan(tags, keep_last=1, protect=("stable",))
+    assert action(plan, "app", "latest") == ("keep", "protected tag")
+    assert action(plan, "app", "stable") == ("keep", "protected tag")
+    assert action(plan, "app", "v0") == ("keep", "digest shared with kept tag latest")
+    assert set(plan.loc[plan["action"] == "delete", "tag"]) == {"v2"}
+    assert ri.retention_plan(tags, keep_last=1, protect="stable").equals(plan)
+    only_stable = ri.retention_plan(tags, keep_last=1, protect=("stable",),
+                                    protect_defaults=False)
+    assert set(only_stable.loc[only_stable["action"] == "delete", "tag"]) == {
+        "latest", "v0", "v2"}
+
+
+def test_cleanup_protect_stable_keeps_latest_in_the_registry(anonymous_registry, tmp_path,
+                                                            capsys):
+    from registry_insights.cli import main
+    from registry_insights.testing.demo import FleetBuilder
+
+    url, repo = anonymous_registry.url, "protect/app"
+    with ri.RegistryClient(url, cache=None) as client:
+        fleet = FleetBuilder(client, 13)
+        base = fleet.layer(5_000, "protect-base")
+        for i, names in enumerate([["v0", "latest"], ["v1", "stable"], ["v2"], ["v3"]]):
+            app = fleet.layer(1_000 + i, f"protect-{i}")
+            fleet.build(repo, names, {"linux/amd64": [base, app]},
+                        f"2026-0{i + 1}-01T00:00:00Z", oci=True)
+        plan_file = tmp_path / "plan.csv"
+        assert main(["cleanup", url, repo, "--keep-last", "1", "--protect", "stable",
+                     "--plan", str(plan_file), "--no-cache"]) == 0
+        plan = pd.read_csv(plan_file).set_index("tag")
+        assert plan.loc["latest", "action"] == "keep"
+        assert plan.loc["latest", "reason"] == "protected tag"
+        assert sorted(plan.index[plan["action"] == "delete"]) == ["v2"]
+        assert main(["cleanup", url, repo, "--keep-last", "1", "--protect", "stable", "--yes",
+                     "--no-cache"]) == 0
+        assert "1 deleted" in capsys.readouterr().out
+        assert client.tags(repo) == ["latest", "stable", "v0", "v1", "v3"]
+        # dropping the default protection is explicit
+        assert main(["cleanup", url, repo, "--keep-last", "1", "--protect", "stable",
+                     "--no-default-protect", "--yes", "--no-cache"]) == 0
+        assert client.tags(repo) == ["stable", "v1", "v3"]

@@ -329,3 +329,30 @@ def test_credentials_in_non_http_url_not_echoed():
 def test_invalid_host_refused(given):
     with pytest.raises(InvalidReference):
         normalize_registry(given)
+
+
+@pytest.mark.parametrize("given", ["evil.localhost", "evil.localhost:5000",
+                                   "http://evil.localhost:5000", "localhost.example.com",
+                                   "127.0.0.1.nip.io", "http://127.0.0.1.example.com"])
+def test_names_that_resolve_through_dns_are_not_loopback(given):
+    # issue 10 item 12: only localhost and literal loopback addresses get plain http
+    if "://" in given:
+        with pytest.raises(InvalidReference, match="plain http is allowed only for loopback"):
+            normalize_registry(given)
+    else:
+        assert normalize_registry(given).startswith("https://")
+    assert normalize_registry(given, insecure=True).startswith(
+        "http://" if "://" not in given else given.split("://")[0] + "://")
+
+
+def test_localhost_in_capitals_is_still_loopback():
+    assert normalize_registry("LOCALHOST:5000") == "http://LOCALHOST:5000"
+
+
+def test_the_client_refuses_plain_http_to_a_dns_name_under_localhost():
+    import registry_insights as ri
+
+    with pytest.raises(InvalidReference, match="insecure=True"):
+        ri.RegistryClient("http://evil.localhost:5000", cache=None)
+    with ri.RegistryClient("evil.localhost:5000", cache=None) as client:
+        assert client.registry == "https://evil.localhost:5000"
