@@ -102,8 +102,15 @@ class TagPattern:
 
     def fullmatch(self, tag: str) -> bool:
         """True when the pattern matches the whole of ``tag``."""
+        return self._match("fullmatch", tag)
+
+    def search(self, tag: str) -> bool:
+        """True when the pattern matches anywhere in ``tag`` (a filter, not a rule)."""
+        return self._match("search", tag)
+
+    def _match(self, how: str, tag: str) -> bool:
         try:
-            return self._compiled.fullmatch(tag, timeout=REGEX_TIMEOUT) is not None
+            return getattr(self._compiled, how)(tag, timeout=REGEX_TIMEOUT) is not None
         except TimeoutError:
             raise InvalidValue(
                 f"{self.name} {self.pattern!r} took more than {REGEX_TIMEOUT:g} s on tag "

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 
 from ..analysis.reclaim import deleted_manifests, reclaimable
-from ..analysis.retention import DELETE, KEEP, collapse_platforms
+from ..analysis.retention import DELETE, KEEP, TagPattern, collapse_platforms
 from ..analysis.storage import TOTAL
 from ..errors import ConfirmationRequired
 from ..frames.schema import (
@@ -518,12 +518,15 @@ class TagSelection:
             callback(kind)
 
 
-def _compile(text: str) -> re.Pattern:
+def _compile(text: str) -> TagPattern:
+    """The tag filter, matched with a time limit (a pattern that backtracks catastrophically
+    must not hang the kernel); ValueError names a bad one."""
     try:
-        return re.compile(text, re.IGNORECASE)
+        compiled = re.compile(text, re.IGNORECASE)
     except re.error as exc:
         raise ValueError(f"the tag filter {text!r} is not a valid regular expression: {exc}") \
             from None
+    return TagPattern(compiled, "the tag filter")
 
 
 def names(pairs: Iterable[Pair]) -> str:

@@ -153,3 +153,12 @@ def test_drop_removes_rows_and_preview_names_siblings(sel):
     sel.drop([("team/app", "v1")])
     assert ("team/app", "v1") not in sel.visible and sel.selected == []
     assert len(sel.tags) == len(IMAGES) - 2
+
+
+def test_a_backtracking_tag_filter_is_refused_not_a_hang():
+    from registry_insights.ui.selection import _compile
+
+    pattern = _compile("(a|a)+$")
+    with pytest.raises(ValueError, match="catastrophic backtracking"):
+        pattern.search("a" * 40 + "!")
+    assert _compile("PR-").search("pr-41") and not _compile("^v").search("1v")
