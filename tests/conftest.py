@@ -209,6 +209,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`report` saves a snapshot in the user data directory by default: during the tests that
+    is a temporary one (platformdirs follows ``XDG_DATA_HOME``), never the user's history."""
+    previous = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def demo_registry():
     """The built-in demo registry, seeded once for the session (about 6 s)."""

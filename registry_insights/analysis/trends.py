@@ -154,20 +154,28 @@ def growth(tags: pd.DataFrame, layers: pd.DataFrame, freq: str = "MS") -> pd.Dat
 
 
 def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
-             capacity: float | None = None, periods: int | None = None) -> pd.DataFrame:
+             capacity: float | None = None, periods: int | None = None,
+             anchor: str | None = "last") -> pd.DataFrame:
     """Fit a linear trend to ``cumulative_bytes`` and extend it ``horizon`` into the future.
 
     The model
         Theil–Sen robust linear fit of ``cumulative_bytes`` (bytes) against time (days): the
-        slope is the median of the slopes between every pair of points, the intercept the
-        median of ``bytes - slope * days``. One outlier period (a large base image pushed once)
-        moves it far less than a least-squares fit. It is fitted on the last ``periods`` rows
-        (all by default; O(n²) pairs, so thousands of daily periods are better cut down).
+        slope is the median of the slopes between every pair of points. One outlier period (a
+        large base image pushed once) moves it far less than a least-squares fit. It is fitted
+        on the last ``periods`` rows (all by default; O(n²) pairs, so thousands of daily
+        periods are better cut down).
+    The anchor
+        With ``anchor="last"`` (the default) the line goes through the last observation
+        (intercept ``bytes_last - slope * days_last``): the forecast starts where the registry
+        is, not where a fit of its past would put it. With ``anchor=None`` the intercept is
+        the median of ``bytes - slope * days`` (plain Theil–Sen).
     The band
         ``lower``/``upper`` are the trend plus the 10 % / 90 % quantiles of the fit's
-        residuals; after the last observation they widen linearly with the 10 % / 90 %
-        quantiles of the pairwise slopes (slope uncertainty). On an exactly linear history
-        the band collapses onto the trend.
+        residuals (widened to include 0, so the band covers the trend itself and, anchored,
+        the last observation); after the last observation they widen linearly with the
+        10 % / 90 % quantiles of the pairwise slopes (slope uncertainty). On an exactly linear
+        history the band collapses onto the trend. After the last observation the trend and
+        band never go below 0 bytes (a shrinking registry stops at empty).
     The time of a value
         ``cumulative_bytes`` is what is stored at the end of its period, so it is placed at
         ``period_end`` (as :func:`growth` gives it), or at ``period_start`` when the frame has
@@ -184,6 +192,8 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
         Storage capacity in bytes; its crossing date is computed.
     periods : int, optional
         Fit on the last ``periods`` observations only (at least 2); default all.
+    anchor : {"last", None}, default "last"
+        Make the trend pass through the last observation, or not (see "The anchor").
 
     Returns
     -------
@@ -199,14 +209,19 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
         ``origin``), ``origin`` (Timestamp UTC, the first observation), ``horizon_end``
         (Timestamp UTC), ``projected_bytes`` (float, the trend at ``horizon_end``),
         ``capacity`` (as given), ``capacity_date`` (see :func:`capacity_date`), ``periods``
-        (int, observations fitted), ``model`` (a short description).
+        (int, observations fitted), ``anchor`` (as given), ``model`` (a short description),
+        ``source`` (the growth frame's ``attrs["source"]``: ``"snapshots"`` for
+        :func:`~registry_insights.analysis.history.measured_growth`, else ``"build dates"``).
 
     Raises
     ------
     ValueError
-        When ``periods`` is below 2 or ``horizon`` is negative.
+        When ``periods`` is below 2, ``horizon`` is negative or ``anchor`` is unknown.
     """
     horizon = _timedelta(horizon, "horizon")
+    if anchor not in ("last", None):
+        raise ValueError(f"anchor={anchor!r}: give 'last' (through the last observation) or "
+                         "None")
     if periods is not None and periods < 2:
         raise ValueError(f"periods={periods!r}: a trend needs at least 2 periods (or None: all)")
     time_column = "period_end" if "period_end" in growth.columns else "period_start"
@@ -219,7 +234,8 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
     attrs = {"slope_bytes_per_day": np.nan, "intercept_bytes": np.nan,
              "origin": dates[0] if len(dates) else pd.NaT, "horizon_end": pd.NaT,
              "projected_bytes": np.nan, "capacity": capacity, "capacity_date": pd.NaT,
-             "periods": 0, "model": "none: fewer than 2 observations"}
+             "periods": 0, "model": "none: fewer than 2 observations",
+             "source": growth.attrs.get("source", "build dates"), "anchor": anchor}
     if len(dates) < 2:
         out = coerce(pd.DataFrame({"date": dates, "kind": "history", "bytes": observed}),
                      FORECAST_SCHEMA)
@@ -229,8 +245,11 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
     days = _days_since(dates, dates[0])
     fit = slice(-periods, None) if periods else slice(None)
     slope, intercept, pair_slopes = _theil_sen(days[fit], observed[fit])
+    if anchor == "last":
+        intercept = float(observed[-1] - slope * days[-1])
     residuals = observed[fit] - (intercept + slope * days[fit])
     r_low, r_high = np.quantile(residuals, BAND_QUANTILES)
+    r_low, r_high = min(float(r_low), 0.0), max(float(r_high), 0.0)
     s_low, s_high = np.quantile(pair_slopes, BAND_QUANTILES)
 
     last = dates[-1]
@@ -240,22 +259,29 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
     all_days = _days_since(all_dates, dates[0])
     ahead = np.maximum(all_days - days[-1], 0.0)
     trend = intercept + slope * all_days
+    lower = trend + r_low + (s_low - slope) * ahead
+    upper = trend + r_high + (s_high - slope) * ahead
+    is_future = ahead > 0
+    # a registry cannot store less than nothing: a shrinking trend stops at 0
+    trend, lower, upper = (np.where(is_future, np.maximum(v, 0.0), v)
+                           for v in (trend, lower, upper))
     out = coerce(pd.DataFrame({
         "date": all_dates,
         "kind": ["history"] * len(dates) + ["forecast"] * len(future),
         "bytes": np.concatenate([observed, np.full(len(future), np.nan)]),
         "trend": trend,
-        "lower": trend + r_low + (s_low - slope) * ahead,
-        "upper": trend + r_high + (s_high - slope) * ahead,
+        "lower": lower,
+        "upper": upper,
     }), FORECAST_SCHEMA)
     used = len(days[fit])
     attrs.update(
         slope_bytes_per_day=slope, intercept_bytes=intercept, horizon_end=end,
-        projected_bytes=float(intercept + slope * _days_since(pd.DatetimeIndex([end]),
-                                                              dates[0])[0]),
+        projected_bytes=max(0.0, float(intercept + slope * _days_since(
+            pd.DatetimeIndex([end]), dates[0])[0])),
         periods=used,
         model=(f"Theil-Sen linear fit of cumulative bytes on {used} periods "
-               f"({dates[fit][0]:%Y-%m-%d}..{last:%Y-%m-%d}); band: "
+               f"({dates[fit][0]:%Y-%m-%d}..{last:%Y-%m-%d})"
+               + (", through the last observation" if anchor == "last" else "") + "; band: "
                f"{BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} residual and slope quantiles"),
     )
     out.attrs.update(attrs)

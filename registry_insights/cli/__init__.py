@@ -11,7 +11,8 @@ Every command takes an image reference as docker, crane and skopeo write it,
     registry-insights digest REF [--platform P]          the digest a tag points to
     registry-insights rm REF [--yes]                     a tag (siblings stay) or a digest
     registry-insights pull REF DIR [--platform P]        into an OCI image layout
-    registry-insights report HOST[/REPOSITORY] -o DIR    the capacity report
+    registry-insights report HOST[/REPOSITORY] -o DIR    the capacity report (saves a snapshot)
+    registry-insights diff [HOST] [--older ID --newer ID]  what changed between two snapshots
     registry-insights cleanup HOST[/REPOSITORY] [REPO ...] --keep-last N ... [--yes --log F]
     registry-insights demo -o DIR [--serve]              the built-in demo registry
 
@@ -40,7 +41,7 @@ import argparse
 import sys
 
 from .. import errors
-from . import cleanup, images, report
+from . import cleanup, history, images, report
 from .common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -58,7 +59,7 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXI
            "PASSWORD_ENV", "USERNAME_ENV"]
 
 #: The command modules, in the order ``--help`` lists them; each has ``register(sub)``.
-COMMAND_MODULES = (images, report, cleanup)
+COMMAND_MODULES = (images, report, history, cleanup)
 
 EPILOG = """\
 references: HOST[:PORT][/PREFIX]/REPOSITORY[:TAG|@DIGEST], e.g. localhost:5000/team/app:v1

@@ -14,6 +14,7 @@ from .common import (
     size,
     utc_time,
 )
+from .history import history_options, report_history_options
 
 
 def report_options(p: argparse.ArgumentParser, now_default: str) -> None:
@@ -43,6 +44,7 @@ def register(sub) -> None:
     report.add_argument("--repository", action="append", dest="repositories",
                         help="repository to read (repeatable; default: the whole catalog)")
     report_options(report, "the current time")
+    history_options(report)
     output_options(report, note=": the summary; json and csv print its rows")
     report.set_defaults(handler=run_report)
 
@@ -90,7 +92,8 @@ def _report(client, args, out, repositories=None, now=None) -> int:
                  "(total) row count blobs among them only; blobs they share with repositories "
                  "not read look exclusive, so deleting them may free less")
     options = {"capacity": args.capacity, "html": not args.no_html,
-               "now": args.now if args.now is not None else now, "raw_csv": args.raw_csv}
+               "now": args.now if args.now is not None else now, "raw_csv": args.raw_csv,
+               **report_history_options(args, repositories)}
     with out.phase(f"writing the report into {args.output}"):
         report = write_report(inventory, args.output, **options)
     _print_summary(report, out)

@@ -241,6 +241,108 @@ OUTCOMES_SCHEMA: dict[str, str] = {
 }
 
 
+# -- review history (frames.history, analysis.history) and the disk (frames.disk, analysis.disk)
+
+#: :func:`history`: one row per snapshot, oldest first.
+HISTORY_SCHEMA: dict[str, str] = {
+    "snapshot_id": "string",
+    "taken_at": UTC_NS,
+    "registry": "string",
+    "repositories": "Int64",
+    "tags": "Int64",
+    "images": "Int64",
+    "stored_bytes": "Int64",
+    "layer_bytes": "Int64",
+    "config_bytes": "Int64",
+    "manifest_bytes": "Int64",
+    "logical_bytes": "Int64",
+    "disk_bytes": "Int64",
+    "gc_backlog_bytes": "Int64",
+    "scope": "string",
+    "tool_version": "string",
+    "path": "string",
+}
+
+#: Blobs on disk: ``digest``, ``size`` (bytes of the ``data`` file).
+DISK_BLOBS_SCHEMA = {"digest": "string", "size": "Int64"}
+
+#: Manifest revisions per repository: ``tags`` (how many tags' ``current`` link points to it),
+#: ``tagged`` (``tags > 0``).
+DISK_MANIFESTS_SCHEMA = {"repository": "string", "digest": "string", "tags": "Int64",
+                         "tagged": "boolean"}
+
+#: Tags per repository and the digest their ``current`` link points to.
+DISK_TAGS_SCHEMA = {"repository": "string", "tag": "string", "digest": "string"}
+
+#: What each manifest on disk references (Distribution's ``Manifest.References()``): an
+#: index's manifests; an image manifest's config and layers; a schema 1 manifest's layers.
+DISK_REFERENCES_SCHEMA = {"manifest_digest": "string", "digest": "string"}
+
+#: :attr:`SnapshotDiff.tags`: one row per tag that changed.
+TAG_CHANGES_SCHEMA: dict[str, str] = {
+    "repository": "string",
+    "tag": "string",
+    "change": "string",
+    "old_digest": "string",
+    "new_digest": "string",
+    "old_bytes": "Int64",
+    "new_bytes": "Int64",
+}
+
+#: :attr:`SnapshotDiff.repositories`: one row per repository in either snapshot, then
+#: :data:`~registry_insights.analysis.storage.TOTAL`.
+REPOSITORY_CHANGES_SCHEMA: dict[str, str] = {
+    "repository": "string",
+    "old_bytes": "Int64",
+    "new_bytes": "Int64",
+    "delta_bytes": "Int64",
+    "old_tags": "Int64",
+    "new_tags": "Int64",
+    "added": "Int64",
+    "removed": "Int64",
+    "moved": "Int64",
+}
+
+#: :attr:`SnapshotDiff.blobs`: one row per blob referenced in one snapshot and not the other.
+BLOB_CHANGES_SCHEMA: dict[str, str] = {
+    "digest": "string",
+    "kind": "string",
+    "size": "Int64",
+    "change": "string",
+}
+
+#: :func:`measured_growth`: one row per snapshot, oldest first.
+MEASURED_GROWTH_SCHEMA: dict[str, str] = {
+    "snapshot_id": "string",
+    "period_start": UTC_NS,
+    "period_end": UTC_NS,
+    "new_bytes": "Int64",
+    "cumulative_bytes": "Int64",
+    "tags": "Int64",
+    "disk_bytes": "Int64",
+}
+
+#: :func:`gc_backlog`: one row per blob garbage collection would delete.
+GC_BACKLOG_SCHEMA: dict[str, str] = {
+    "digest": "string",
+    "size": "Int64",
+    "kind": "string",
+}
+
+#: :func:`disk_summary`: one row.
+DISK_SUMMARY_SCHEMA: dict[str, str] = {
+    "disk_bytes": "Int64",
+    "blobs": "Int64",
+    "gc_backlog_bytes": "Int64",
+    "gc_backlog_blobs": "Int64",
+    "untagged_bytes": "Int64",
+    "untagged_manifests": "Int64",
+    "upload_bytes": "Int64",
+    "api_stored_bytes": "Int64",
+    "difference_bytes": "Int64",
+}
+
+
 def empty(schema: dict[str, str]) -> pd.DataFrame:
     """An empty frame with the schema's columns and dtypes."""
     return coerce(pd.DataFrame({c: [] for c in schema}), schema)

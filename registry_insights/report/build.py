@@ -23,6 +23,13 @@ Files written to the output directory (sizes are integer bytes, times ISO 8601 U
   quote in front (OWASP's advice against CSV injection); ``raw_csv=True`` keeps them as they
   are, for programs. Numbers are never changed. Lines end in CRLF (RFC 4180), so a cell
   holding a line break is always quoted and never starts a row of its own.
+- With a history store (``history=``; the CLI's default): ``history.csv`` (the registry's
+  snapshots, :func:`registry_insights.history`), ``changes_tags.csv`` and
+  ``changes_repositories.csv`` (:func:`registry_insights.diff` to the previous snapshot) and,
+  from 3 snapshots on, ``measured_growth.csv`` (growth and forecast are then measured).
+- With ``storage=`` (a Distribution filesystem storage root): ``disk.csv``
+  (:func:`registry_insights.disk_summary`: blob bytes on disk, the garbage collection
+  backlog, the difference to the API's view).
 - With ``plots=True``: ``storage_by_repository.png``, ``growth_forecast.png``,
   ``tag_age_histogram.png``, ``shared_layers.png``, ``size_distribution.png`` (drawn on
   :class:`matplotlib.figure.Figure` objects rendered by Agg; the pyplot backend is left alone).
@@ -36,6 +43,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape as _escape_html
@@ -91,6 +99,16 @@ class Report:
     shared: pd.DataFrame | None = field(default=None, repr=False)
     unknown_date_rows: int = 0
     scenarios: pd.DataFrame | None = field(default=None, repr=False)
+    #: "snapshots" (growth and forecast measured at 3 or more snapshots) or "build dates".
+    growth_source: str = "build dates"
+    #: Where the growth figure comes from and, from build dates, why it is weaker.
+    growth_note: str = ""
+    #: The review history (snapshots, previous snapshot, diff), when a history store is used.
+    review: object = field(default=None, repr=False)
+    #: :func:`~registry_insights.analysis.disk.disk_summary`'s row, when the storage was read.
+    disk: pd.DataFrame | None = field(default=None, repr=False)
+    #: Why no snapshot was saved although one was asked for (the default store unwritable).
+    history_error: str = ""
 
     @property
     def unique_bytes(self) -> int:
@@ -172,6 +190,9 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
                  plots: bool = True, html: bool = True, capacity: int | str | None = None,
                  now: object = None, stale_after: str | pd.Timedelta = "180D",
                  horizon: str | pd.Timedelta = "365D", freq: str = "MS",
+                 history: str | os.PathLike | bool | None = None,
+                 storage: str | os.PathLike | None = None,
+                 taken_at: object = None, partial: bool = False,
                  raw_csv: bool = False) -> Report:
     """Write the report of ``inventory`` into ``directory`` (see the module docstring).
 
@@ -200,6 +221,20 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
         How far past the last observation the forecast runs.
     freq : str, default "MS"
         The growth periods (a pandas offset alias; "MS" is calendar months).
+    history : path or bool, optional
+        A history store: the walk is saved there as a snapshot
+        (:func:`~registry_insights.snapshot`), the report shows what changed since the
+        previous snapshot of the registry, and with 3 or more snapshots growth and the forecast
+        are measured from them. True: the default store (the user data directory). None or
+        False (default): no snapshot, growth from build dates.
+    storage : path, optional
+        The registry's filesystem storage root (CNCF Distribution, read-only): the report adds
+        what the disk holds and what garbage collection would free now.
+    taken_at : Timestamp, datetime or str, optional
+        The snapshot's time; default now (UTC).
+    partial : bool, default False
+        The inventory holds some repositories only: its snapshot is compared only with
+        snapshots of the same repositories.
     raw_csv : bool, default False
         Write text cells exactly as the registry gave them; by default a cell a spreadsheet
         would run as a formula is neutralised (see :func:`csv_ready`).
@@ -208,13 +243,48 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
     ------
     ValueError
         When ``capacity`` is not a size, or a duration or ``freq`` is invalid.
+    HistoryError, StorageError
+        When ``history`` is not a directory, or ``storage`` not a Distribution storage.
     """
+    from ..analysis.disk import disk_summary
+    from ..frames.disk import read_storage
+    from .history import review_history, snapshot
+
+    contents = read_storage(storage) if storage is not None else None
+    review = None
+    history_error = ""
+    if history is not None and history is not False:
+        store = None if history is True else history
+        try:
+            current = snapshot(inventory, store, taken_at=taken_at, storage=contents,
+                               partial=partial)
+        except OSError as error:
+            if history is not True:  # a store the caller named: say so, loudly
+                raise
+            # the default store (user data directory) cannot be written: report without it
+            history_error = (f"no snapshot saved: the default history store cannot be "
+                             f"written ({error.strerror or error}: {error.filename or ''}); "
+                             "give --history DIR")
+        else:
+            review = review_history(store, current)
+    disk = None
+    if contents is not None:
+        totals = (review.current.totals if review is not None else None)
+        stored = totals["stored_bytes"] if totals else None
+        if stored is None:
+            from .history import totals_of
+
+            stored = totals_of(inventory.tags(attestations=True),
+                               inventory.layers(attestations=True),
+                               inventory.repositories)["stored_bytes"]
+        disk = disk_summary(contents, stored)
     return report_from_frames(
         inventory.tags(attestations=attestations_in_storage),
         inventory.layers(attestations=attestations_in_storage), directory,
         repositories=inventory.repositories, registry=inventory.registry, plots=plots,
         html=html, capacity=capacity, now=now, stale_after=stale_after, horizon=horizon,
-        freq=freq, raw_csv=raw_csv)
+        freq=freq, review=review, disk=disk, history_error=history_error,
+        raw_csv=raw_csv)
 
 
 def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
@@ -223,10 +293,14 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
                        capacity: int | str | None = None, now: object = None,
                        stale_after: str | pd.Timedelta = "180D",
                        horizon: str | pd.Timedelta = "365D", freq: str = "MS",
-                       raw_csv: bool = False) -> Report:
+                       review=None, disk: pd.DataFrame | None = None,
+                       history_error: str = "", raw_csv: bool = False) -> Report:
     """:func:`write_report` from a tags and a layers frame (attestation rows included or not).
 
     ``repositories`` are listed even without tags; ``registry`` names the registry in the page.
+    ``review`` (:class:`~registry_insights.report.history.ReviewHistory`) adds "since the last
+    review" and, with 3 or more snapshots, measured growth; ``disk``
+    (:func:`~registry_insights.analysis.disk.disk_summary`) adds what the disk holds.
     """
     capacity = None if capacity is None else parse_bytes(capacity)
     now = utc(now)
@@ -237,7 +311,7 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
     images = image_rows(tags).reset_index(drop=True)
     summary = storage_summary(tags, layers, repositories)
     grown = trends.growth(tags, layers, freq=freq)
-    fitted = trends.forecast(grown, horizon=horizon, capacity=capacity)
+    source, note, fitted = _growth_and_forecast(grown, review, horizon, capacity)
     stale = trends.stale_tags(images, older_than=stale_after, now=now)
     ages = trends.age_breakdown(images, now=now)
     unknown = int(trends.tag_ages(images, now)["age_days"].isna().sum())
@@ -247,7 +321,9 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
     report = Report(directory, {}, images, layers, summary, registry=str(registry or ""),
                     now=now, capacity=capacity, stale_after=stale_after, growth=grown,
                     forecast=fitted, stale=stale, ages=ages, shared=shared,
-                    unknown_date_rows=unknown, scenarios=scenarios)
+                    unknown_date_rows=unknown, scenarios=scenarios, growth_source=source,
+                    growth_note=note, review=review, disk=disk,
+                    history_error=history_error)
 
     files = report.files
     for name, frame in [
@@ -258,6 +334,7 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
         ("stale_tags", stale.drop(columns=["config"])),
         ("shared_layers", shared),
         ("cleanup_scenarios", scenarios),
+        *_history_csvs(review, disk),
     ]:
         files[name] = directory / f"{name}.csv"
         write_csv(frame, files[name], raw=raw_csv)
@@ -270,6 +347,48 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
         files["html"] = directory / "report.html"
         files["html"].write_text(render_html(report, pngs), encoding="utf-8")
     return report
+
+
+def _growth_and_forecast(grown: pd.DataFrame, review, horizon, capacity):
+    """(source, note, forecast): measured at the snapshots when there are enough, else from
+    the build dates, with the reason it is weaker."""
+    from ..analysis.history import MIN_SNAPSHOTS
+
+    if review is not None and review.growth is not None:
+        measured = review.growth
+        fitted = trends.forecast(measured, horizon=horizon, capacity=capacity)
+        first, last = measured["period_end"].iloc[0], measured["period_end"].iloc[-1]
+        note = (f"Growth and forecast measured from the stored bytes of {len(measured)} "
+                f"snapshots ({_when(first)} to {_when(last)}): deletions, garbage "
+                "collection and pushes of old images are included.")
+        fitted.attrs["source"] = "snapshots"
+        return "snapshots", note, fitted
+    fitted = trends.forecast(grown, horizon=horizon, capacity=capacity)
+    count = 0 if review is None else len(review.history)
+    why = ("no history store used" if review is None
+           else f"{count} snapshot{'s' if count != 1 else ''} of this registry so far, "
+                f"{MIN_SNAPSHOTS} are needed")
+    note = (f"Growth and forecast rebuilt from the build dates of the images still in the "
+            f"registry ({why}). That figure is weaker: images deleted since are missing from "
+            "the past, cleanups and garbage collection are not seen, and a build date is not a "
+            "push date. Every report saves a snapshot; from the third one on, growth is "
+            "measured.")
+    fitted.attrs["source"] = "build dates"
+    return "build dates", note, fitted
+
+
+def _history_csvs(review, disk) -> list[tuple[str, pd.DataFrame]]:
+    out = []
+    if review is not None:
+        out.append(("history", review.history.drop(columns=["path"])))
+        if review.growth is not None:
+            out.append(("measured_growth", review.growth))
+        if review.changes is not None:
+            out.append(("changes_tags", review.changes.tags))
+            out.append(("changes_repositories", review.changes.repositories))
+    if disk is not None:
+        out.append(("disk", disk))
+    return out
 
 
 #: The cleanup policies the report prices: (label, retention_plan keyword arguments).
@@ -537,7 +656,9 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
          f"{int(total['logical_bytes'])} bytes", None),
         ("Repositories / tags", f"{len(per_repo)} / {int(total['tags'])}",
          f"{len(report.tags)} image rows (tag x platform)", None),
-        ("Growth (trend)", f"{format_bytes(slope * 30)} / 30 days" if np.isfinite(slope)
+        ("Growth (measured at snapshots)" if report.growth_source == "snapshots"
+         else "Growth (from build dates)",
+         f"{format_bytes(slope * 30)} / 30 days" if np.isfinite(slope)
          else "n/a", f"{_round(slope)} bytes/day", None),
         (f"Projected {_when(attrs.get('horizon_end'), time=False)}",
          format_bytes(attrs.get("projected_bytes")), f"{_round(attrs.get('projected_bytes'))} "
@@ -573,6 +694,8 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
                      f'<div class="value">{value_html}</div>'
                      f'<div class="exact">{escape(exact)}</div></div>')
     parts.append("</div>")
+    parts.extend(_since_last_review_html(report))
+    parts.extend(_disk_html(report))
 
     # storage ---------------------------------------------------------------------------------
     parts.append("<h2>Storage by repository</h2>")
@@ -610,8 +733,11 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
                          "Cumulative stored bytes over time with trend, band and capacity"))
     parts.append(_table(["", ("value", True), ("exact", True)], _forecast_rows(report),
                         ident="forecast", caption="Forecast"))
+    parts.append(f'<p id="growth-source" data-source="{escape(report.growth_source)}">'
+                 f"<strong>{escape(report.growth_note)}</strong></p>")
     parts.append(f'<p class="note">Model: {escape(attrs.get("model", "none"))}. Cumulative '
-                 "bytes are placed at the end of their period.</p>")
+                 "bytes are placed at the end of their period (measured: at the snapshot's "
+                 "time); the marked points are the observations.</p>")
     if grown is not None:
         growth_rows = [[_period_label(r.period_start, grown.attrs.get("freq")),
                         *_bytes_cells(r.new_bytes), *_bytes_cells(r.cumulative_bytes),
@@ -620,7 +746,8 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
         parts.append(_table(
             ["period (UTC)", ("new", True), ("new bytes", True), ("stored at end", True),
              ("stored bytes", True), ("tags pushed", True), ("new images", True)],
-            growth_rows, ident="growth", caption="Growth per period"))
+            growth_rows, ident="growth",
+            caption="Growth per period, by the build dates of the images still present"))
         undated = int(grown.attrs.get("undated_bytes", 0))
         last = int(grown["cumulative_bytes"].iloc[-1]) if len(grown) else 0
         parts.append(
@@ -716,6 +843,116 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
         f"page: {escape(files or 'none')}. CSV sizes are integer bytes, times ISO 8601 UTC."
         "</footer></main></body></html>")
     return "\n".join(p for p in parts if p)
+
+
+def _since_last_review_html(report: Report) -> list[str]:
+    """The "Since the last review" section: diff to the previous snapshot, growth since, top
+    growing repositories, the tags that changed."""
+    from ..analysis.history import growth_between
+
+    review = report.review
+    parts = ["<h2>Since the last review</h2>"]
+    if review is None:
+        why = escape(report.history_error) if report.history_error else "--no-history"
+        parts.append('<p id="since-last-review">No history: this report saved no snapshot '
+                     f"({why}), so there is nothing to compare with.</p>")
+        return parts
+    current = review.current
+    saved = (f"Snapshot {escape(current.snapshot_id)} saved in "
+             f"<code>{escape(str(review.store))}</code>.")
+    skipped = ""
+    if review.skipped:
+        skipped = (f' <span class="note">{len(review.skipped)} entries of the store were not '
+                   "readable snapshots and were skipped: "
+                   + "; ".join(escape(f"{Path(i['path']).name}: {i['reason']}")
+                               for i in review.skipped[:5]) + ".</span>")
+    if review.previous is None or review.changes is None:
+        parts.append(f'<p id="since-last-review">{saved} This is the first snapshot of '
+                     f"{escape(current.registry)}: the next report shows what changed since "
+                     f"this one.{skipped}</p>")
+        return parts
+    changes = review.changes
+    counts = changes.counts()
+    prev = review.previous
+    rate = growth_between({"stored_bytes": prev.totals["stored_bytes"],
+                           "taken_at": prev.taken_at},
+                          {"stored_bytes": current.totals["stored_bytes"],
+                           "taken_at": current.taken_at})
+    delta = rate["delta_bytes"]
+    per_30 = (format_bytes(rate["bytes_per_30_days"]) if np.isfinite(rate["bytes_per_30_days"])
+              else "n/a")
+    parts.append(
+        f'<p id="since-last-review">{saved} Compared with the snapshot of '
+        f"<strong>{escape(_when(prev.taken_at))}</strong> ({escape(prev.snapshot_id)}), "
+        f"{rate['days']:.1f} days earlier: stored bytes "
+        f'<strong id="since-delta-bytes" data-bytes="{delta}">{"+" if delta >= 0 else "-"}'
+        f"{escape(format_bytes(abs(delta)))}</strong> ({delta} bytes; "
+        f"{escape(per_30)} per 30 days); tags: "
+        f"<span id=\"since-added\">{counts['added']}</span> added, "
+        f"<span id=\"since-removed\">{counts['removed']}</span> removed, "
+        f"<span id=\"since-moved\">{counts['moved']}</span> moved; blobs: "
+        f"{counts['blobs_added']} added ({escape(format_bytes(counts['added_bytes']))}), "
+        f"{counts['blobs_freed']} no longer referenced "
+        f"({escape(format_bytes(counts['freed_bytes']))}).{skipped}</p>")
+    repos = changes.repositories
+    top = repos[(repos["repository"] != TOTAL) & (repos["delta_bytes"] != 0)].head(10)
+    if top.empty and changes.tags.empty:
+        parts.append('<p class="note">No tag and no repository changed.</p>')
+        return parts
+    parts.append(_table(
+        ["repository", ("before", True), ("now", True), ("change", True),
+         ("change bytes", True), ("tags added", True), ("removed", True), ("moved", True)],
+        [[r.repository, _num(format_bytes(r.old_bytes)), _num(format_bytes(r.new_bytes)),
+          _num(("+" if r.delta_bytes >= 0 else "-") + format_bytes(abs(r.delta_bytes))),
+          _num(int(r.delta_bytes)), _num(r.added), _num(r.removed), _num(r.moved)]
+         for r in top.itertuples(index=False)],
+        ident="top-growing", caption="Repositories that changed most (distinct bytes each "
+                                     "references; largest growth first)"))
+    shown = changes.tags.head(30)
+    parts.append(_table(
+        ["repository", "tag", "change", "old digest", "new digest", ("size", True)],
+        [[r.repository, r.tag, r.change, _digest_cell(r.old_digest),
+          _digest_cell(r.new_digest),
+          _num(format_bytes(r.new_bytes if not pd.isna(r.new_bytes) else r.old_bytes))]
+         for r in shown.itertuples(index=False)],
+        ident="changed-tags",
+        caption=f"Tags that changed ({len(shown)} of {len(changes.tags)}; all in "
+                "changes_tags.csv)"))
+    return parts
+
+
+def _digest_cell(digest: object) -> _Cell:
+    if digest is None or pd.isna(digest):
+        return _Cell("")
+    return _Cell(short_digest(digest), title=digest)
+
+
+def _disk_html(report: Report) -> list[str]:
+    """The "What the disk holds" section (with --storage)."""
+    if report.disk is None or not len(report.disk):
+        return []
+    d = report.disk.iloc[0]
+    rows = [
+        ["blob bytes on disk", *_bytes_cells(d["disk_bytes"]), _num(f"{d['blobs']} blobs")],
+        ["stored by the API's view (tags reference)", *_bytes_cells(d["api_stored_bytes"]),
+         _num("")],
+        ["difference (disk - API)", *_bytes_cells(d["difference_bytes"]), _num("")],
+        ["garbage collection frees now", *_bytes_cells(d["gc_backlog_bytes"]),
+         _num(f"{d['gc_backlog_blobs']} blobs")],
+        ["--delete-untagged would free on top", *_bytes_cells(d["untagged_bytes"]),
+         _num(f"{d['untagged_manifests']} untagged manifests")],
+        ["unfinished uploads", *_bytes_cells(d["upload_bytes"]), _num("")],
+    ]
+    return [
+        "<h2>What the disk holds</h2>",
+        _table(["", ("size", True), ("bytes", True), ("", True)], rows, ident="disk",
+               caption="Read from the registry's filesystem storage (read-only)"),
+        '<p class="note">The backlog is what <code>registry garbage-collect</code> deletes now: '
+        "blobs no manifest references (after deletes and overwritten tags). With "
+        "<code>--delete-untagged</code> manifests no tag points to go too; on Distribution 2.8 "
+        "that includes the platform manifests of tagged multi-arch images. Only the filesystem "
+        "storage driver is read; S3 and other drivers are out of scope.</p>",
+    ]
 
 
 def _round(value: object) -> str:
@@ -822,11 +1059,16 @@ def summary_text(report: Report) -> str:
         f"manifests {format_bytes(total.manifest_bytes)}; naive per-tag sum: "
         f"{format_bytes(total.logical_bytes)} (binary units)"
     )
+    lines.extend(_since_last_review_lines(report))
     if report.forecast is not None:
         attrs = report.forecast.attrs
         slope = attrs.get("slope_bytes_per_day", np.nan)
+        if report.growth_source != "snapshots":
+            lines.append("note: " + report.growth_note)
         if np.isfinite(slope):
-            line = (f"growth: {format_bytes(slope * 30)} per 30 days (trend); projected "
+            how = ("measured at snapshots" if report.growth_source == "snapshots"
+                   else "from build dates")
+            line = (f"growth: {format_bytes(slope * 30)} per 30 days ({how}); projected "
                     f"{format_bytes(attrs.get('projected_bytes'))} on "
                     f"{_when(attrs.get('horizon_end'), time=False)}")
             if report.capacity is not None:
@@ -845,3 +1087,40 @@ def summary_text(report: Report) -> str:
                          f"{format_bytes(r.logical_bytes)})")
     lines.append("files: " + ", ".join(str(p) for p in report.files.values()))
     return "\n".join(lines)
+
+
+def _since_last_review_lines(report: Report) -> list[str]:
+    lines = []
+    if report.disk is not None and len(report.disk):
+        d = report.disk.iloc[0]
+        lines.append(f"disk: {format_bytes(d['disk_bytes'])} of blobs; garbage collection "
+                     f"would free {format_bytes(d['gc_backlog_bytes'])} now "
+                     f"(+{format_bytes(d['untagged_bytes'])} with --delete-untagged, which on "
+                     "Distribution 2.8 also deletes tagged multi-arch images' platform "
+                     "manifests); the API "
+                     f"shows {format_bytes(d['api_stored_bytes'])}, "
+                     f"{format_bytes(d['difference_bytes'])} less than the disk holds")
+    review = report.review
+    if report.history_error:
+        lines.append("note: " + report.history_error)
+    if review is None:
+        return lines
+    lines.append(f"snapshot {review.current.snapshot_id} saved in {review.store}")
+    for item in review.skipped:
+        lines.append(f"history: skipped {item['path']}: {item['reason']}")
+    if review.changes is None:
+        lines.append("since the last review: first snapshot of this registry")
+        return lines
+    counts = review.changes.counts()
+    delta = review.changes.delta_bytes
+    prev = review.previous
+    lines.append(
+        f"since the last review ({_when(prev.taken_at)}): stored "
+        f"{'+' if delta >= 0 else '-'}{format_bytes(abs(delta))}; tags {counts['added']} added, "
+        f"{counts['removed']} removed, {counts['moved']} moved")
+    repos = review.changes.repositories
+    top = repos[(repos["repository"] != TOTAL) & (repos["delta_bytes"] > 0)].head(3)
+    if len(top):
+        lines.append("  top growing: " + ", ".join(
+            f"{r.repository} +{format_bytes(r.delta_bytes)}" for r in top.itertuples()))
+    return lines

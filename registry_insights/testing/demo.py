@@ -327,6 +327,101 @@ def _seed(client: RegistryClient, seed: int, bar) -> list[SeededImage]:
     return fleet.images
 
 
+#: Repositories that get a new build in :func:`make_history`'s push step.
+HISTORY_PUSHES = ("payments/api", "data/etl", "storefront/search")
+
+
+@dataclass
+class HistoryStep:
+    """One moment of :func:`make_history`: what was done, the snapshot taken after it and the
+    blob bytes the registry's disk held then (summed from the storage's ``data`` files)."""
+
+    action: str
+    snapshot: object
+    disk_bytes: int
+    deleted: list = field(default_factory=list)
+    pushed: list = field(default_factory=list)
+
+
+def make_history(demo: DemoRegistry, store, *, keep_last: int = 10,
+                 start: datetime | None = None, step: timedelta = timedelta(days=30),
+                 seed: int = 11) -> list[HistoryStep]:
+    """Give the demo registry a short review history: three snapshots in ``store``.
+
+    1. ``start``: a snapshot of the seeded fleet. Default :data:`ANCHOR` + 1 day, or earlier
+       when that would put the last snapshot less than a day before now: the history is in
+       the past, so a report taken now is the newest snapshot;
+    2. ``start + step``: after a cleanup (``retention_plan(keep_last=keep_last)``, the tags
+       deleted through the API) and the registry's garbage collection;
+    3. ``start + 2 * step``: after a push of one new build to each of :data:`HISTORY_PUSHES`
+       (the base layers of its ``latest``, new dependency and application layers; a new
+       version tag, and ``latest`` moved onto it), built a few days before.
+
+    Each snapshot records the disk (``storage=`` the demo's storage directory). It changes the
+    demo registry for good (deletes, garbage collection, pushes): use a demo of its own.
+
+    Returns
+    -------
+    list of HistoryStep
+        ``action`` ("seeded", "cleanup", "push"), the ``snapshot``, ``disk_bytes``, the
+        ``deleted`` (repository, tag) pairs and the ``pushed`` (repository, tag) pairs.
+    """
+    from ..analysis.retention import deletions, retention_plan
+    from ..frames.inventory import fetch_inventory
+    from ..report.history import snapshot
+
+    if start is None:
+        latest = datetime.now(timezone.utc) - 2 * step - timedelta(days=1)
+        start = min(ANCHOR + timedelta(days=1), latest)
+    storage = demo.server.storage_dir
+    steps: list[HistoryStep] = []
+
+    def record(action: str, client: RegistryClient, when: datetime, **extra) -> None:
+        inv = fetch_inventory(client, progress=False)
+        taken = snapshot(inv, store, taken_at=when, storage=storage)
+        steps.append(HistoryStep(action, taken, demo.server.blob_bytes(), **extra))
+
+    with demo.client(cache=None) as client:
+        record("seeded", client, start)
+        tags = steps[0].snapshot.tags
+        plan = retention_plan(tags, keep_last=keep_last, now=start)
+        results = client.delete_many(deletions(plan), progress=False)
+        deleted = [(r.repository, r.tag) for r in results if r.status == "deleted"]
+        demo.server.garbage_collect()
+        record("cleanup", client, start + step, deleted=deleted)
+
+        fleet = FleetBuilder(client, seed)
+        pushed = []
+        built = start + 2 * step - timedelta(days=3)
+        for n, repository in enumerate(HISTORY_PUSHES):
+            current, = client.details_many([(repository, "latest")], progress=False)
+            platforms = {}
+            for image in current.images:
+                arch = image.platform.split("/")[1]
+                # the same base layers, new dependencies and application
+                base = [_existing_layer(client, repository, layer.digest)
+                        for layer in image.layers[:-2]]
+                platforms[image.platform] = base + [
+                    fleet.layer(fleet.size(200_000, 900_000), f"{repository}-deps-new-{arch}"),
+                    fleet.layer(fleet.size(4_000, 300_000), f"{repository}-app-new-{arch}")]
+            version = f"2.0.{n}"
+            fleet.build(repository, [version, "latest"], platforms,
+                        _timestamp(built + timedelta(hours=n), 0),
+                        oci=current.media_type in (mt.OCI_MANIFEST, mt.OCI_INDEX))
+            pushed += [(repository, version), (repository, "latest")]
+        record("push", client, start + 2 * step, pushed=pushed)
+    return steps
+
+
+def _existing_layer(client: RegistryClient, repository: str, digest: str) -> _Layer:
+    """A layer already in the registry, read back (to build a new image on it)."""
+    buffer = io.BytesIO()
+    client.blob(repository, digest, buffer)
+    data = buffer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest()
+    return _Layer(digest, diff_id, data)
+
+
 class DemoRegistry:
     """A seeded demo registry (context manager): starts, seeds, stops and cleans up.
 

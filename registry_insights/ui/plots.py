@@ -129,6 +129,10 @@ def growth_forecast(forecast: pd.DataFrame, ax: Axes | None = None,
                     capacity: float | None = None) -> Axes:
     """Observed cumulative bytes, the fitted trend, its band, and the capacity line.
 
+    Each observation is a marked point (larger when the forecast's ``attrs["source"]`` is
+    ``"snapshots"``: stored bytes measured at each snapshot), the last one circled: an
+    anchored forecast starts there.
+
     Parameters
     ----------
     forecast : DataFrame
@@ -143,8 +147,16 @@ def growth_forecast(forecast: pd.DataFrame, ax: Axes | None = None,
     attrs = forecast.attrs
     history = forecast[forecast["kind"] == "history"]
     dates = _naive_utc(forecast["date"])
-    ax.plot(_naive_utc(history["date"]), _floats(history["bytes"]), marker="o", markersize=3,
-            label="observed (cumulative unique bytes)")
+    measured = attrs.get("source") == "snapshots"
+    ax.plot(_naive_utc(history["date"]), _floats(history["bytes"]), marker="o",
+            markersize=6 if measured else 3,
+            label=("measured at snapshots (stored bytes)" if measured
+                   else "observed (cumulative unique bytes, by build date)"))
+    if len(history):
+        last = history.iloc[-1]
+        ax.plot([_naive_utc(history["date"].iloc[-1:])[0]], [float(last["bytes"])],
+                marker="o", markersize=9, markerfacecolor="none", markeredgecolor="black",
+                linestyle="none", label="last observation")
     if forecast["trend"].notna().any():
         slope = attrs.get("slope_bytes_per_day", np.nan)
         ax.plot(dates, _floats(forecast["trend"]), linestyle="--",

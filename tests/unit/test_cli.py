@@ -17,7 +17,7 @@ from registry_insights.cli.common import Output, Target, UsageError, legacy_imag
 from registry_insights.errors import InvalidReference
 
 COMMANDS = ["ls", "inspect", "manifest", "config", "digest", "rm", "pull", "tag", "report",
-            "demo", "cleanup"]
+            "demo", "diff", "cleanup"]
 DIGEST = "sha256:" + "ab" * 32
 
 
