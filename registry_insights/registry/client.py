@@ -7,42 +7,36 @@ Spec sections followed: OCI distribution-spec v1.1 "Pulling manifests", "Pulling
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit
-
-import requests
-import urllib3
+from urllib.parse import urlsplit
 
 from ..errors import (
     CatalogUnavailable,
-    DigestMismatch,
-    IncompleteBlob,
     InvalidResponse,
     RegistryError,
 )
 from ..settings import DEFAULTS
 from . import mediatypes as mt
 from .auth.credentials import resolve_credentials
+from .blobs import download_blob
 from .cache import HttpCache, identity_label
 from .deletes import Deleter, DeleteResult
 from .models import Descriptor, Manifest, TagDetails, parse_manifest
 from .names import (
     is_digest,
     normalize_registry,
-    sha256_digest,
     validate_digest,
     validate_reference,
     validate_repository,
 )
 from .pagination import next_page
+from .push import PushVerbs, pull_scope
 from .responses import redact_url
 from .transport import Transport
 from .walk import fetch_details
@@ -53,21 +47,11 @@ log = logging.getLogger("registry_insights")
 CATALOG_SCOPE = "registry:catalog:*"
 #: Entries asked per catalog page (Distribution refuses more than 1000).
 CATALOG_PAGE_SIZE = 1000
-#: Times a broken blob download is resumed (``Range``) before IncompleteBlob is raised.
-BLOB_RESUMES = 3
 #: Pages of one list followed at most (a million tags at Distribution's page size of 100).
 MAX_PAGES = 10_000
 
 
-def pull_scope(repository: str) -> str:
-    return f"repository:{repository}:pull"
-
-
-def push_scope(repository: str) -> str:
-    return f"repository:{repository}:pull,push"
-
-
-class RegistryClient:
+class RegistryClient(PushVerbs):
     """A client of one registry (OCI distribution-spec v2) for one identity.
 
     Parameters
@@ -418,7 +402,7 @@ class RegistryClient:
         ``Range: bytes=<written>-`` (RFC 9110 14.2; OCI distribution-spec, "Pulling blobs"):
         a 206 whose ``Content-Range`` starts there continues it, a 200 (range ignored) starts
         it again (``fileobj`` is rewound with ``seek(0)`` and ``truncate()``), at most
-        :data:`BLOB_RESUMES` times.
+        :data:`~registry_insights.registry.blobs.BLOB_RESUMES` times.
 
         Parameters
         ----------
@@ -436,62 +420,7 @@ class RegistryClient:
         """
         validate_repository(repository)
         validate_digest(digest)
-        path = f"/v2/{repository}/blobs/{digest}"
-        what = f"blob {repository}@{digest}"
-        hasher = hashlib.sha256()
-        written = 0
-        breaks = 0
-        while True:
-            # the bytes as stored, never decoded: a blob store that labels a .tar.gz layer
-            # "Content-Encoding: gzip" must not turn it into the tar (the digest is of the blob)
-            headers = {"Accept-Encoding": "identity"}
-            if written:
-                headers["Range"] = f"bytes={written}-"
-            response = self._transport.request(
-                "blob", "GET", path, scopes=(pull_scope(repository),), stream=True,
-                cache=False, headers=headers, ok=(200, 206))
-            with response:
-                if written and response.status_code == 200:
-                    log.info("%s: the registry ignored Range; downloading it again", what)
-                    _rewind(fileobj, what, response)
-                    hasher, written = hashlib.sha256(), 0
-                start = _range_start(response)
-                if response.status_code == 206 and start != written:
-                    raise InvalidResponse(
-                        f"{what}: asked for bytes from {written}, the registry answered 206 "
-                        f"with Content-Range {response.headers.get('Content-Range')!r}",
-                        method="GET", url=response.url, status=206)
-                length = response.headers.get("Content-Length", "")
-                if size is not None and length.isdigit() and written + int(length) > size:
-                    raise _oversized(what, written + int(length), size, response,
-                                     "announces")
-                try:
-                    for chunk in response.raw.stream(chunk_size, decode_content=False):
-                        if size is not None and written + len(chunk) > size:
-                            raise _oversized(what, written + len(chunk), size, response,
-                                             "sent at least")
-                        hasher.update(chunk)
-                        fileobj.write(chunk)
-                        written += len(chunk)
-                    complete = size is None or written == size
-                    reason = f"ended after {written} of {size} bytes"
-                except (urllib3.exceptions.HTTPError, requests.RequestException,
-                        ConnectionError, TimeoutError) as exc:
-                    complete, reason = False, f"broke off after {written} bytes ({exc!r:.120})"
-            if complete:
-                break
-            breaks += 1
-            if breaks > BLOB_RESUMES:
-                raise IncompleteBlob(
-                    f"{what}: the download {reason}; gave up after {BLOB_RESUMES} resumes",
-                    method="GET", url=redact_url(response.url or ""))
-            log.warning("%s: the download %s; resuming (%d of %d)", what, reason, breaks,
-                        BLOB_RESUMES)
-        actual = "sha256:" + hasher.hexdigest()
-        if digest.startswith("sha256:") and actual != digest:
-            raise DigestMismatch(f"blob {repository}@{digest} hashes to {actual}",
-                                 method="GET", url=response.url)
-        return written
+        return download_blob(self._transport, repository, digest, fileobj, chunk_size, size)
 
     def pull(self, repository: str, reference: str, directory: str | Path,
              platform: str | None = None, progress: bool | None = None) -> Path:
@@ -525,66 +454,6 @@ class RegistryClient:
 
         return pull_layout(self, repository, reference, directory, platform=platform,
                            progress=progress)
-
-    # -- pushing (used by the demo seeding and by tag-only deletes) ---------------------------
-    def blob_exists(self, repository: str, digest: str) -> bool:
-        """HEAD the blob: True when ``repository`` has it."""
-        validate_repository(repository)
-        response = self._transport.request(
-            "blob", "HEAD", f"/v2/{repository}/blobs/{digest}", scopes=(pull_scope(repository),),
-            ok=(200, 404), cache=False,
-        )
-        return response.status_code == 200
-
-    def upload_blob(self, repository: str, data: bytes, digest: str | None = None) -> str:
-        """Push ``data`` as a blob (monolithic POST + PUT); return its digest."""
-        validate_repository(repository)
-        digest = digest or sha256_digest(data)
-        scopes = (push_scope(repository),)
-        started = self._transport.request(
-            "upload", "POST", f"/v2/{repository}/blobs/uploads/", scopes=scopes, ok=(202,),
-            cache=False,
-        )
-        location = started.headers.get("Location")
-        if not location:
-            raise InvalidResponse("blob upload answered 202 without a Location",
-                                  method="POST", url=started.url, status=202)
-        sep = "&" if "?" in location else "?"
-        self._transport.request(
-            "upload", "PUT", f"{location}{sep}digest={quote(digest)}", scopes=scopes,
-            ok=(201,), cache=False, data=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        return digest
-
-    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
-        """Cross-repository mount; True when mounted, False when the registry wants an upload."""
-        validate_repository(repository)
-        validate_repository(from_repository)
-        response = self._transport.request(
-            "upload", "POST",
-            f"/v2/{repository}/blobs/uploads/?mount={quote(digest)}&from={from_repository}",
-            scopes=(push_scope(repository), pull_scope(from_repository)), ok=(201, 202),
-            cache=False,
-        )
-        if response.status_code == 202 and response.headers.get("Location"):
-            # an upload session was opened instead; cancel it
-            self._transport.request("upload", "DELETE", response.headers["Location"],
-                                    scopes=(push_scope(repository),), ok=(204, 404),
-                                    cache=False)
-        return response.status_code == 201
-
-    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
-        """Push manifest bytes under a tag or digest; return the digest of ``raw``."""
-        validate_repository(repository)
-        validate_reference(reference)
-        self._transport.request(
-            "upload", "PUT", f"/v2/{repository}/manifests/{reference}",
-            scopes=(push_scope(repository),), ok=(201,), cache=False, data=raw,
-            headers={"Content-Type": media_type},
-        )
-        self.cache.invalidate(repository, (reference,))
-        return sha256_digest(raw)
 
     # -- deleting (see registry_insights.registry.deletes) ------------------------------------
     def delete(self, repository: str, tag: str | None = None, digest: str | None = None, *,
@@ -642,32 +511,6 @@ class RegistryClient:
             When the registry has deletes disabled (at the first delete; nothing was deleted).
         """
         return self._deleter.delete_many(items, children, progress, on_result)
-
-
-def _range_start(response) -> int | None:
-    """The first byte of a 206's ``Content-Range: bytes <first>-<last>/<size>``, else None."""
-    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(?:\d+|\*)\s*",
-                         response.headers.get("Content-Range") or "")
-    return int(match.group(1)) if match else None
-
-
-def _rewind(fileobj, what: str, response) -> None:
-    """Empty ``fileobj`` to write a blob again from its start."""
-    try:
-        fileobj.seek(0)
-        fileobj.truncate()
-    except (AttributeError, OSError, ValueError) as exc:
-        raise IncompleteBlob(
-            f"{what}: the registry ignored Range after a broken download and the target "
-            f"cannot be rewound ({exc}); nothing usable was written",
-            method="GET", url=redact_url(response.url or ""), status=200) from None
-
-
-def _oversized(what: str, count: int, size: int, response, verb: str) -> IncompleteBlob:
-    return IncompleteBlob(
-        f"{what}: the registry {verb} {count} bytes, its descriptor says {size}; stopped "
-        "reading (nothing usable was written)",
-        method="GET", url=redact_url(response.url or ""), status=response.status_code)
 
 
 def _enable_verbose_logging() -> None:

@@ -312,7 +312,7 @@ def test_blob_range_ignored_after_a_cut_starts_again(proxied, token_registry, fl
 
 
 def test_blob_that_keeps_breaking_off_raises_a_typed_error(proxied, token_registry, fleet):
-    from registry_insights.registry.client import BLOB_RESUMES
+    from registry_insights.registry.blobs import BLOB_RESUMES
 
     with client_for(proxied.url, token_registry) as client:
         layer = _layer(client)
