@@ -121,32 +121,36 @@ def growth(tags: pd.DataFrame, layers: pd.DataFrame, freq: str = "MS") -> pd.Dat
         [tags.loc[dated, "repository"], tags.loc[dated, "tag"]]).min()
     image_first = row_date[dated].groupby(tags.loc[dated, "manifest_digest"]).min()
 
-    known = row_date.dropna()
-    if known.empty:
-        out = empty(GROWTH_SCHEMA)
-    else:
-        start = offset.rollback(known.min().normalize())
-        edges = pd.date_range(start, known.max(), freq=offset).as_unit("ns")
-        slots = range(len(edges))
-
-        def per_period(times: pd.Series, values: pd.Series | None = None) -> pd.Series:
-            slot = np.searchsorted(edges.asi8, _ns(times), side="right") - 1
-            data = (pd.Series(1, index=range(len(times)), dtype="Int64") if values is None
-                    else pd.Series(values.to_numpy(), dtype="Int64"))
-            return data.groupby(slot).sum().reindex(slots, fill_value=0)
-
-        new_bytes = per_period(blobs["first"], blobs["size"].fillna(0))
-        out = coerce(pd.DataFrame({
-            "period_start": edges,
-            "period_end": edges.shift(1),
-            "new_bytes": new_bytes.to_numpy(),
-            "cumulative_bytes": new_bytes.cumsum().to_numpy(),
-            "tags_pushed": per_period(tag_first).to_numpy(),
-            "images": per_period(image_first).to_numpy(),
-        }), GROWTH_SCHEMA)
+    out = _per_period(row_date.dropna(), offset, blobs, tag_first, image_first)
     out.attrs.update(undated_bytes=undated_bytes, undated_rows=int(row_date.isna().sum()),
                      freq=freq)
     return out
+
+
+def _per_period(known: pd.Series, offset, blobs: pd.DataFrame, tag_first: pd.Series,
+                image_first: pd.Series) -> pd.DataFrame:
+    """:func:`growth`'s rows: blobs' first use, tags and images counted per period."""
+    if known.empty:
+        return empty(GROWTH_SCHEMA)
+    start = offset.rollback(known.min().normalize())
+    edges = pd.date_range(start, known.max(), freq=offset).as_unit("ns")
+    slots = range(len(edges))
+
+    def per_period(times: pd.Series, values: pd.Series | None = None) -> pd.Series:
+        slot = np.searchsorted(edges.asi8, _ns(times), side="right") - 1
+        data = (pd.Series(1, index=range(len(times)), dtype="Int64") if values is None
+                else pd.Series(values.to_numpy(), dtype="Int64"))
+        return data.groupby(slot).sum().reindex(slots, fill_value=0)
+
+    new_bytes = per_period(blobs["first"], blobs["size"].fillna(0))
+    return coerce(pd.DataFrame({
+        "period_start": edges,
+        "period_end": edges.shift(1),
+        "new_bytes": new_bytes.to_numpy(),
+        "cumulative_bytes": new_bytes.cumsum().to_numpy(),
+        "tags_pushed": per_period(tag_first).to_numpy(),
+        "images": per_period(image_first).to_numpy(),
+    }), GROWTH_SCHEMA)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,6 +246,29 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
         out.attrs.update(attrs)
         return out
 
+    out, slope, intercept, used = _fitted_frame(dates, observed, periods, anchor, horizon,
+                                                growth.attrs.get("freq"))
+    last, end = dates[-1], dates[-1] + horizon
+    fit = slice(-periods, None) if periods else slice(None)
+    attrs.update(
+        slope_bytes_per_day=slope, intercept_bytes=intercept, horizon_end=end,
+        projected_bytes=max(0.0, float(intercept + slope * _days_since(
+            pd.DatetimeIndex([end]), dates[0])[0])),
+        periods=used,
+        model=(f"Theil-Sen linear fit of cumulative bytes on {used} periods "
+               f"({dates[fit][0]:%Y-%m-%d}..{last:%Y-%m-%d})"
+               + (", through the last observation" if anchor == "last" else "") + "; band: "
+               f"{BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} residual and slope quantiles"),
+    )
+    out.attrs.update(attrs)
+    out.attrs["capacity_date"] = capacity_date(out, capacity)
+    return out
+
+
+def _fitted_frame(dates: pd.DatetimeIndex, observed: np.ndarray, periods: int | None,
+                  anchor: str | None, horizon: pd.Timedelta, freq) -> tuple:
+    """:func:`forecast`'s rows (history, then forecast) with trend and band; returns
+    ``(frame, slope, intercept, observations fitted)``."""
     days = _days_since(dates, dates[0])
     fit = slice(-periods, None) if periods else slice(None)
     slope, intercept, pair_slopes = _theil_sen(days[fit], observed[fit])
@@ -254,7 +281,7 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
 
     last = dates[-1]
     end = last + horizon
-    future = _future_dates(last, end, growth.attrs.get("freq"), dates)
+    future = _future_dates(last, end, freq, dates)
     all_dates = dates.append(future)
     all_days = _days_since(all_dates, dates[0])
     ahead = np.maximum(all_days - days[-1], 0.0)
@@ -273,20 +300,7 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
         "lower": lower,
         "upper": upper,
     }), FORECAST_SCHEMA)
-    used = len(days[fit])
-    attrs.update(
-        slope_bytes_per_day=slope, intercept_bytes=intercept, horizon_end=end,
-        projected_bytes=max(0.0, float(intercept + slope * _days_since(
-            pd.DatetimeIndex([end]), dates[0])[0])),
-        periods=used,
-        model=(f"Theil-Sen linear fit of cumulative bytes on {used} periods "
-               f"({dates[fit][0]:%Y-%m-%d}..{last:%Y-%m-%d})"
-               + (", through the last observation" if anchor == "last" else "") + "; band: "
-               f"{BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} residual and slope quantiles"),
-    )
-    out.attrs.update(attrs)
-    out.attrs["capacity_date"] = capacity_date(out, capacity)
-    return out
+    return out, slope, intercept, len(days[fit])
 
 
 def capacity_date(forecast: pd.DataFrame, capacity: float | None) -> pd.Timestamp:
