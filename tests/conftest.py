@@ -230,3 +230,12 @@ def demo_registry():
 
     with DemoRegistry() as demo:
         yield demo
+
+
+@pytest.fixture
+def proxied(token_registry):
+    """A rewriting proxy (tests/support/proxy.py) in front of the session's token registry."""
+    from tests.support.proxy import RewritingProxy
+
+    with RewritingProxy(token_registry.url) as proxy:
+        yield proxy

@@ -14,20 +14,9 @@ import pytest
 
 import registry_insights as ri
 from tests.support.fleet import push_fleet
-from tests.support.proxy import Reply, Request, RewritingProxy, oci_error
+from tests.support.proxy import Reply, Request, RewritingProxy, client_for, oci_error
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def proxied(token_registry):
-    with RewritingProxy(token_registry.url) as proxy:
-        yield proxy
-
-
-def client_for(url, handle, **kwargs):
-    kwargs.setdefault("cache", None)
-    return ri.RegistryClient(url, username=handle.username, password=handle.password, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -174,3 +174,12 @@ def oci_error(status: int, code: str, message: str, headers=None) -> Reply:
 
     body = json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode()
     return Reply(status, [("Content-Type", "application/json")] + list(headers or []), body)
+
+
+def client_for(url, handle, **kwargs):
+    """A client of ``url`` with the credentials of the registry ``handle`` (no cache unless
+    asked)."""
+    import registry_insights as ri
+
+    kwargs.setdefault("cache", None)
+    return ri.RegistryClient(url, username=handle.username, password=handle.password, **kwargs)
