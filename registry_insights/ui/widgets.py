@@ -28,6 +28,7 @@ from pathlib import Path
 import ipywidgets as w
 import pandas as pd
 
+from ..analysis.cleanup import delete_per_repository
 from ..errors import CatalogUnavailable, ConfirmationRequired
 from ..frames.inventory import fetch_inventory
 from ..frames.schema import OUTCOMES_SCHEMA, PREVIEW_SCHEMA
@@ -329,15 +330,12 @@ class TagBrowser:
                 summary = {"reclaimable_bytes": None}
             self.selection.withdraw()  # used up, whatever happens next
         self._clear()
-        by_repository: dict[str, list[tuple]] = {}
-        for item in items:
-            by_repository.setdefault(item[0], []).append(item)
         results: dict[tuple[str, str], DeleteResult] = {}
         done = 0
-        try:
-            for repository, group in by_repository.items():
-                for result in self.client.delete_many(group, progress=False):
-                    results[(result.repository, result.tag)] = result
+        try:  # the apply step of the cleanup use case, one repository at a time
+            for repository, group, deleted in delete_per_repository(
+                    items, lambda group: self.client.delete_many(group, progress=False)):
+                results.update({(r.repository, r.tag): r for r in deleted})
                 done += len(group)
                 if progress is not None:
                     progress(done, len(items), f"{repository}: {len(group)} tag(s)")
