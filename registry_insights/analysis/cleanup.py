@@ -21,7 +21,7 @@ frames made by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -164,6 +164,29 @@ def plan_cleanup(read: Callable[[list[str] | None], Inventory],
     return CleanupPlan(plan.reset_index(drop=True), summary, complete, names)
 
 
+def delete_per_repository(items: Iterable[tuple[str, str, str | None]],
+                          delete_many: Callable[[list[tuple]], Sequence[Any]]
+                          ) -> Iterator[tuple[str, list[tuple], list[Any]]]:
+    """Delete ``(repository, tag, digest)`` items with one ``delete_many`` call per repository
+    (repositories in order of first appearance), yielding as each repository is done.
+
+    The apply step of :func:`apply_cleanup`, also used by the notebook's
+    :meth:`TagBrowser.delete_selected <registry_insights.ui.widgets.TagBrowser.delete_selected>`.
+    Being a generator, a caller keeps the results of the repositories done before an error
+    that ``delete_many`` raises (the error propagates; later repositories are not touched).
+
+    Yields
+    ------
+    (str, list of tuple, list)
+        The repository, its items, and the results ``delete_many`` returned for them.
+    """
+    by_repository: dict[str, list[tuple]] = {}
+    for item in items:
+        by_repository.setdefault(item[0], []).append(item)
+    for repository, group in by_repository.items():
+        yield repository, group, list(delete_many(group))
+
+
 def apply_cleanup(cleanup: CleanupPlan, delete_many: Callable[[list[tuple]], Sequence[Any]],
                   clock: Callable[[], pd.Timestamp] | None = None) -> pd.DataFrame:
     """Delete the planned tags through ``delete_many``; return the audit frame.
@@ -188,13 +211,9 @@ def apply_cleanup(cleanup: CleanupPlan, delete_many: Callable[[list[tuple]], Seq
         the deletes ended.
     """
     now = clock or (lambda: pd.Timestamp.now(tz="UTC"))
-    by_repository: dict[str, list[tuple[str, str, str | None]]] = {}
-    for item in cleanup.deletions:
-        by_repository.setdefault(item[0], []).append(item)
     done: dict[tuple[str, str], tuple[Any, pd.Timestamp]] = {}
-    for items in by_repository.values():  # one call per repository: each gets its own time
-        results = list(delete_many(items))
-        finished = now()
+    for _repository, _items, results in delete_per_repository(cleanup.deletions, delete_many):
+        finished = now()  # one call per repository: each gets its own time
         done.update({(r.repository, r.tag): (r, finished) for r in results})
     planned_at = now()
     rows = []

@@ -13,6 +13,7 @@ from registry_insights.analysis.cleanup import (
     AUDIT_SCHEMA,
     KEPT,
     apply_cleanup,
+    delete_per_repository,
     outcome,
     plan_cleanup,
     tally,
@@ -129,3 +130,21 @@ def test_nothing_to_delete_calls_nothing_and_keeps_the_schema():
                               [], keep_last=1)
     audit = apply_cleanup(empty_plan, lambda items: [])
     assert len(audit) == 0 and dict(audit.dtypes.astype(str)) == AUDIT_SCHEMA
+
+
+def test_deletes_go_one_call_per_repository_and_what_was_done_survives_an_error():
+    items = [("b", "1", "d1"), ("a", "1", "d2"), ("b", "2", "d3"), ("c", "1", "d4")]
+    asked = []
+
+    def delete_many(group):
+        asked.append(list(group))
+        if group[0][0] == "a":
+            raise OSError("connection reset")
+        return [Result(r, t, dg, "deleted") for r, t, dg in group]
+
+    done = []
+    with pytest.raises(OSError, match="connection reset"):
+        for repository, group, results in delete_per_repository(items, delete_many):
+            done.append((repository, [t for _r, t, _d in group], [r.tag for r in results]))
+    assert done == [("b", ["1", "2"], ["1", "2"])]  # the repository done before the error is kept
+    assert asked == [[("b", "1", "d1"), ("b", "2", "d3")], [("a", "1", "d2")]]  # "c" untouched
