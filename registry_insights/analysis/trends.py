@@ -13,6 +13,31 @@ Unknown dates
 Storage model (as :mod:`registry_insights.analysis`)
     Every manifest, index, config and layer is a blob stored once per registry, whatever the
     number of repositories and tags referencing it (CNCF Distribution, OCI distribution-spec).
+
+The forecast (:func:`forecast`)
+    The model
+        Theil–Sen robust linear fit of ``cumulative_bytes`` (bytes) against time (days): the
+        slope is the median of the slopes between every pair of points. One outlier period (a
+        large base image pushed once) moves it far less than a least-squares fit. It is fitted
+        on the last ``periods`` rows (all by default; O(n²) pairs, so thousands of daily
+        periods are better cut down).
+    The anchor
+        With ``anchor="last"`` (the default) the line goes through the last observation
+        (intercept ``bytes_last - slope * days_last``): the forecast starts where the registry
+        is, not where a fit of its past would put it. With ``anchor=None`` the intercept is
+        the median of ``bytes - slope * days`` (plain Theil–Sen).
+    The band
+        ``lower``/``upper`` are the trend plus the 10 % / 90 % quantiles of the fit's
+        residuals (widened to include 0, so the band covers the trend itself and, anchored,
+        the last observation); after the last observation they widen linearly with the
+        10 % / 90 % quantiles of the pairwise slopes (slope uncertainty). On an exactly linear
+        history the band collapses onto the trend. After the last observation the trend and
+        band never go below 0 bytes (a shrinking registry stops at empty).
+    The time of a value
+        ``cumulative_bytes`` is what is stored at the end of its period, so it is placed at
+        ``period_end`` (as :func:`growth` gives it), or at ``period_start`` when the frame has
+        no ``period_end``. The last period may still be running (partly counted): pass
+        ``periods`` over a frame without it, or drop it, if that matters.
 """
 
 from __future__ import annotations
@@ -162,29 +187,7 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
              anchor: str | None = "last") -> pd.DataFrame:
     """Fit a linear trend to ``cumulative_bytes`` and extend it ``horizon`` into the future.
 
-    The model
-        Theil–Sen robust linear fit of ``cumulative_bytes`` (bytes) against time (days): the
-        slope is the median of the slopes between every pair of points. One outlier period (a
-        large base image pushed once) moves it far less than a least-squares fit. It is fitted
-        on the last ``periods`` rows (all by default; O(n²) pairs, so thousands of daily
-        periods are better cut down).
-    The anchor
-        With ``anchor="last"`` (the default) the line goes through the last observation
-        (intercept ``bytes_last - slope * days_last``): the forecast starts where the registry
-        is, not where a fit of its past would put it. With ``anchor=None`` the intercept is
-        the median of ``bytes - slope * days`` (plain Theil–Sen).
-    The band
-        ``lower``/``upper`` are the trend plus the 10 % / 90 % quantiles of the fit's
-        residuals (widened to include 0, so the band covers the trend itself and, anchored,
-        the last observation); after the last observation they widen linearly with the
-        10 % / 90 % quantiles of the pairwise slopes (slope uncertainty). On an exactly linear
-        history the band collapses onto the trend. After the last observation the trend and
-        band never go below 0 bytes (a shrinking registry stops at empty).
-    The time of a value
-        ``cumulative_bytes`` is what is stored at the end of its period, so it is placed at
-        ``period_end`` (as :func:`growth` gives it), or at ``period_start`` when the frame has
-        no ``period_end``. The last period may still be running (partly counted): pass
-        ``periods`` over a frame without it, or drop it, if that matters.
+    How the line, its anchor and its band are made: the module docstring, "The forecast".
 
     Parameters
     ----------
@@ -228,12 +231,7 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
                          "None")
     if periods is not None and periods < 2:
         raise ValueError(f"periods={periods!r}: a trend needs at least 2 periods (or None: all)")
-    time_column = "period_end" if "period_end" in growth.columns else "period_start"
-    history = growth[[time_column, "cumulative_bytes"]].dropna()
-    dates = pd.DatetimeIndex(history[time_column].astype(UTC_NS)).as_unit("ns")
-    order = np.argsort(dates.asi8, kind="stable")
-    dates = dates[order]
-    observed = history["cumulative_bytes"].to_numpy(dtype="float64", na_value=np.nan)[order]
+    dates, observed = _observations(growth)
 
     attrs = {"slope_bytes_per_day": np.nan, "intercept_bytes": np.nan,
              "origin": dates[0] if len(dates) else pd.NaT, "horizon_end": pd.NaT,
@@ -263,6 +261,17 @@ def forecast(growth: pd.DataFrame, horizon: str | pd.Timedelta = "365D",
     out.attrs.update(attrs)
     out.attrs["capacity_date"] = capacity_date(out, capacity)
     return out
+
+
+def _observations(growth: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The growth frame's (time, stored bytes) points, oldest first (see "The time of a
+    value" in the module docstring)."""
+    time_column = "period_end" if "period_end" in growth.columns else "period_start"
+    history = growth[[time_column, "cumulative_bytes"]].dropna()
+    dates = pd.DatetimeIndex(history[time_column].astype(UTC_NS)).as_unit("ns")
+    order = np.argsort(dates.asi8, kind="stable")
+    observed = history["cumulative_bytes"].to_numpy(dtype="float64", na_value=np.nan)[order]
+    return dates[order], observed
 
 
 def _fitted_frame(dates: pd.DatetimeIndex, observed: np.ndarray, periods: int | None,
