@@ -7,6 +7,7 @@ blob per distinct config digest (shared configs are fetched once, even concurren
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -62,6 +63,52 @@ def image_details(client: RegistryClient, repository: str, manifest: Manifest,
     )
 
 
+def _digests(raw: bytes) -> tuple[list[str], str | None]:
+    """``(index entries' digests, config digest)`` of manifest bytes, leniently (a preload
+    hint only: the walk parses and verifies everything again)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return [], None
+    if not isinstance(data, dict):
+        return [], None
+    entries = [m.get("digest") for m in data.get("manifests") or [] if isinstance(m, dict)]
+    config = data.get("config")
+    digest = config.get("digest") if isinstance(config, dict) else None
+    return [d for d in entries if isinstance(d, str)], digest if isinstance(digest, str) else None
+
+
+def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> int:
+    """Read from the cache, in bulk, every stored answer the walk of ``pairs`` will ask for:
+    the tags' manifests, then the platform manifests and configs they name (by digest). The
+    walk's lookups are then answered from memory. Returns the answers found."""
+    cache = client.cache
+    if not cache.enabled:
+        return 0
+    url = client._transport.url
+    tops = [(url(f"/v2/{r}/manifests/{t}"), mt.MANIFEST_ACCEPT) for r, t in pairs]
+    found = cache.preload(tops)
+    level = list(zip((r for r, _ in pairs), tops))
+    while level and found:
+        wanted, following = [], []
+        for repository, (u, accept) in level:
+            hit = cache.lookup("GET", u, accept).hit
+            if hit is None:
+                continue
+            children, config = _digests(hit.content)
+            for d in children:
+                child = (url(f"/v2/{repository}/manifests/{d}"), mt.MANIFEST_ACCEPT)
+                wanted.append(child)
+                following.append((repository, child))
+            if config:
+                wanted.append((url(f"/v2/{repository}/blobs/{config}"), None))
+        if not wanted:
+            break
+        found += cache.preload(list(dict.fromkeys(wanted)))
+        level = following
+    return found
+
+
 def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
                   progress=None) -> list[TagDetails]:
     """:meth:`RegistryClient.tag_details` for many (repository, tag) pairs, concurrently, in
@@ -71,7 +118,8 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     per distinct config digest (shared configs are fetched once, even concurrently). The
     walk is pipelined: a tag's platform manifests and config are asked for as soon as its
     manifest arrives, on the same ``max_workers`` threads, with no stage waiting for
-    another.
+    another. What the HTTP cache holds is read in bulk first (:func:`preload`), so a warm
+    walk makes one query per 500 answers instead of one per request.
     """
     pairs = list(pairs)
     for repository, tag in pairs:
@@ -116,12 +164,15 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
         else:
             want_config(repository, top, None)
 
+    preload(client, pairs)
     try:
         for i, (repository, tag) in enumerate(pairs):
             pipeline.submit(fetch_top, i, repository, tag)
         pipeline.wait()
     finally:
         bar.close()
+        client.cache.release()
+        client.cache.flush()
     out = []
     for i, (repository, tag) in enumerate(pairs):
         top = tops[i]
