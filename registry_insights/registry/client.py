@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from ..errors import (
 )
 from ..settings import DEFAULTS
 from . import mediatypes as mt
-from .auth.credentials import resolve_credentials
+from .auth.credentials import Credentials, resolve_credentials
 from .blobs import download_blob
 from .cache import HttpCache, identity_label
 from .deletes import Deleter, DeleteResult
@@ -49,6 +50,21 @@ CATALOG_SCOPE = "registry:catalog:*"
 CATALOG_PAGE_SIZE = 1000
 #: Pages of one list followed at most (a million tags at Distribution's page size of 100).
 MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """A :class:`RegistryClient`'s registry, credentials and options, to build the same
+    client elsewhere (:meth:`connect`). Pickles with the credentials (a worker needs them);
+    the repr hides the secret."""
+
+    registry: str
+    credentials: Credentials
+    options: dict = field(default_factory=dict)
+
+    def connect(self) -> RegistryClient:
+        """A new client with these settings (its own session, connection pool and cache)."""
+        return RegistryClient(self.registry, credentials=self.credentials, **self.options)
 
 
 class RegistryClient(PushVerbs):
@@ -82,6 +98,9 @@ class RegistryClient(PushVerbs):
     max_retry_after : float
         Seconds a ``Retry-After`` (seconds or HTTP-date) is honoured up to; a longer wait raises
         :class:`~registry_insights.errors.RateLimited` at once, carrying ``retry_after``.
+    credentials : Credentials, optional
+        Resolved credentials to use as they are (instead of ``username``/``password`` or the
+        docker configuration); what :meth:`settings` carries to other processes.
     verbose : bool
         Log one line per request (method, URL, status, time, cache or network) on the
         ``registry_insights`` logger at INFO, adding a stderr handler if it has none.
@@ -107,11 +126,18 @@ class RegistryClient(PushVerbs):
         verbose: bool = False,
         retries: int = DEFAULTS.retries,
         max_retry_after: float = DEFAULTS.max_retry_after,
+        credentials: Credentials | None = None,
     ):
         self.registry = normalize_registry(registry, insecure=insecure)
         self.host = urlsplit(self.registry).netloc  # host[:port]: credentials are by host
-        self.credentials = resolve_credentials(self.host, username, password)
+        self.credentials = credentials if credentials is not None else \
+            resolve_credentials(self.host, username, password)
         self.max_workers = max(int(max_workers), 1)
+        portable_cache = cache if cache is None or isinstance(cache, (str, Path)) else None
+        self._options = {"cache": portable_cache, "freshness": freshness,
+                         "max_workers": self.max_workers, "timeout": timeout, "verify": verify,
+                         "insecure": insecure, "retries": retries,
+                         "max_retry_after": max_retry_after}
         secret = None if self.credentials.username else self.credentials.identity_token
         self.cache = HttpCache(cache, self.registry,
                                identity_label(self.credentials.identity, secret), freshness)
@@ -145,6 +171,17 @@ class RegistryClient(PushVerbs):
         """Close connections and worker threads."""
         self.workers.close()
         self._transport.close()
+
+    def settings(self, **overrides) -> ClientSettings:
+        """What another process or machine needs to build the same client (its own session,
+        connections and cache): picklable, the secret hidden from its repr. ``overrides``
+        replace constructor options (``cache=``, ``max_workers=`` ...). A cache given as a
+        requests-cache backend object does not travel: the copy then has ``cache=None``."""
+        return ClientSettings(self.registry, self.credentials, {**self._options, **overrides})
+
+    def count_requests(self, counts: dict) -> None:
+        """Add requests made for this client elsewhere (by its copies in other processes)."""
+        self._transport.add_counts(counts)
 
     @property
     def request_counts(self) -> Counter:

@@ -71,6 +71,11 @@ class Descriptor:
             artifact_type=data.get("artifactType"),
         )
 
+    def __reduce__(self):
+        # pickles (to other processes) without the shared read-only empty annotations
+        return (_descriptor, (self.media_type, self.digest, self.size, self.platform,
+                              dict(self.annotations) or None, self.artifact_type))
+
     @property
     def is_attestation(self) -> bool:
         """An index entry that is not an image: buildkit attestation or ``unknown/unknown``."""
@@ -78,6 +83,11 @@ class Descriptor:
             self.annotations.get(mt.REFERENCE_TYPE_ANNOTATION) is not None
             or self.platform == UNKNOWN_PLATFORM
         )
+
+
+def _descriptor(media_type, digest, size, platform, annotations, artifact_type) -> Descriptor:
+    return Descriptor(media_type, digest, size, platform, annotations or _NO_ANNOTATIONS,
+                      artifact_type)
 
 
 @dataclass(frozen=True, slots=True)

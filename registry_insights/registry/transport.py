@@ -178,6 +178,11 @@ class Transport:
         with self._counts_lock:
             self.request_counts[kind] += 1
 
+    def add_counts(self, counts: dict) -> None:
+        """Add requests counted elsewhere (a copy of this client in another process)."""
+        with self._counts_lock:
+            self.request_counts.update({k: v for k, v in counts.items() if v})
+
     def _on_send(self) -> None:
         self._count(getattr(self._local, "kind", None) or "other")
 

@@ -18,7 +18,7 @@ from .models import UNKNOWN_PLATFORM, Descriptor, ImageDetails, Manifest, TagDet
 from .names import validate_reference, validate_repository
 
 if TYPE_CHECKING:
-    from .client import RegistryClient
+    from .client import ClientSettings, RegistryClient
 
 
 def image_config(manifest: Manifest, entry: Descriptor | None) -> Descriptor | None:
@@ -188,3 +188,14 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
             others=tuple(i for i in images if not i.is_image),
         ))
     return out
+
+
+def walk_shard(settings: ClientSettings, pairs: list[tuple[str, str]]
+               ) -> tuple[list[TagDetails], dict[str, int]]:
+    """One shard of a walk spread over processes or machines: a client of its own built from
+    ``settings`` (its own session, connections and cache) fetches the details of ``pairs``.
+    Returns ``(details in input order, requests made by kind)``. Runs on the worker: the
+    function a process pool or a Dask cluster is given."""
+    with settings.connect() as client:
+        details = client.details_many(pairs, progress=False)
+        return details, dict(client.request_counts)
