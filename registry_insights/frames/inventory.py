@@ -7,6 +7,7 @@ the client's HTTP cache (a second walk is answered from it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -35,7 +36,7 @@ class Inventory:
         """The tags frame (:data:`~registry_insights.schema.TAGS_SCHEMA`)."""
         columns: dict[str, list] = {c: [] for c in TAGS_SCHEMA}
         for d, image in self._images(attestations):
-            config = image.config or {}
+            config = image.config
             values = (
                 self.registry, d.repository, d.tag, d.digest, d.media_type, d.size,
                 image.platform, image.manifest_digest, image.manifest_media_type,
@@ -160,6 +161,11 @@ def _walk_sharded(client: RegistryClient, pairs: list[tuple[str, str]], executor
         for group, future in zip(groups, futures):
             details, counts = future.result()
             client.count_requests(counts)
+            for d in details:  # the configs travelled without their way to the bytes
+                for image in d.images + d.others:
+                    if image.config_digest and hasattr(image.config, "attach"):
+                        image.config.attach(functools.partial(
+                            client.blob_bytes, d.repository, image.config_digest))
             found.update(zip(group, details))
             bar.update(len(group))
     finally:

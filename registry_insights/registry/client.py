@@ -7,7 +7,7 @@ Spec sections followed: OCI distribution-spec v1.1 "Pulling manifests", "Pulling
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import threading
 from collections import Counter
@@ -28,7 +28,7 @@ from .auth.credentials import Credentials, resolve_credentials
 from .blobs import download_blob
 from .cache import HttpCache, identity_label
 from .deletes import Deleter, DeleteResult
-from .models import Descriptor, Manifest, TagDetails, parse_manifest
+from .models import Descriptor, ImageConfig, Manifest, TagDetails, parse_manifest
 from .names import (
     is_digest,
     normalize_registry,
@@ -150,7 +150,7 @@ class RegistryClient(PushVerbs):
         self.max_pages = MAX_PAGES
         self.workers = WorkerPool(self.max_workers)
         self._deleter = Deleter(self)
-        self._configs: dict[str, dict] = {}
+        self._configs: dict[str, ImageConfig] = {}
         self._config_locks: dict[str, threading.Lock] = {}
         self._config_guard = threading.Lock()
         if verbose:
@@ -371,8 +371,17 @@ class RegistryClient(PushVerbs):
         manifest = self._get_manifest(repository, reference, cache=False)
         return Descriptor(manifest.media_type, manifest.digest, manifest.size)
 
-    def config(self, repository: str, descriptor: Descriptor) -> dict:
-        """The image config JSON a manifest points to; fetched once per digest per client."""
+    def config(self, repository: str, descriptor: Descriptor) -> ImageConfig:
+        """The image config a manifest points to, as an :class:`ImageConfig`: a read-only
+        mapping that holds ``architecture``, ``os``, ``variant`` and ``created`` and reads
+        the rest (``.to_dict()``: all of it) from the cache (or the registry) when asked;
+        fetched once per digest per client.
+
+        Raises
+        ------
+        InvalidResponse
+            When the blob is not JSON.
+        """
         digest = descriptor.digest
         if digest in self._configs:
             return self._configs[digest]
@@ -381,13 +390,11 @@ class RegistryClient(PushVerbs):
         with lock:
             if digest not in self._configs:
                 raw = self.blob_bytes(repository, digest)
-                try:
-                    parsed = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    raise InvalidResponse(
-                        f"config {digest} of {repository} is not JSON; first bytes: {raw[:80]!r}"
-                    ) from None
-                self._configs[digest] = parsed if isinstance(parsed, dict) else {}
+                # held light: the fields the frames read; the bytes come back from the
+                # HTTP cache (configs are kept forever) when more is asked
+                self._configs[digest] = ImageConfig.parse(
+                    raw, f"config {digest} of {repository}", digest).light(
+                    functools.partial(self.blob_bytes, repository, digest))
         return self._configs[digest]
 
     def tag_details(self, repository: str, tag: str) -> TagDetails:

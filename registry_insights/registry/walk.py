@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..progress import progress_bar
 from . import mediatypes as mt
-from .models import UNKNOWN_PLATFORM, Descriptor, ImageDetails, Manifest, TagDetails
+from .models import (
+    EMPTY_CONFIG,
+    UNKNOWN_PLATFORM,
+    Descriptor,
+    ImageConfig,
+    ImageDetails,
+    Manifest,
+    TagDetails,
+)
 from .names import validate_reference, validate_repository
 
 if TYPE_CHECKING:
@@ -31,17 +39,21 @@ def image_config(manifest: Manifest, entry: Descriptor | None) -> Descriptor | N
         return None
     return cfg
 
-def image_details(client: RegistryClient, repository: str, manifest: Manifest,
-                  descriptor: Descriptor | None) -> ImageDetails:
-    """One image row's facts: platform, manifest, config (fetched once per digest), layers."""
+def image_details(config_of: Callable[[str, Descriptor], ImageConfig], repository: str,
+                  manifest: Manifest, descriptor: Descriptor | None,
+                  shared: dict | None = None) -> ImageDetails:
+    """One image row's facts: platform, manifest, config (``config_of(repository,
+    descriptor)``, e.g. :meth:`RegistryClient.config`), layers. ``shared``: a dict that
+    hands out one descriptor object for equal layers (a base layer in 10,000 images is one
+    object), kept across the images of a walk."""
     is_image = not (descriptor is not None and descriptor.is_attestation)
     if manifest.is_schema1:
         arch = manifest.data.get("architecture") or "unknown"
         return ImageDetails(f"linux/{arch}", manifest.digest, manifest.media_type,
-                            manifest.size, None, None, {}, (), None, is_image)
+                            manifest.size, None, None, EMPTY_CONFIG, (), None, is_image)
     cfg = manifest.config
     wanted = image_config(manifest, descriptor)
-    config: dict = client.config(repository, wanted) if wanted is not None else {}
+    config = config_of(repository, wanted) if wanted is not None else EMPTY_CONFIG
     if descriptor is not None and descriptor.platform is not None:
         platform_text = str(descriptor.platform)
     elif config.get("os") and config.get("architecture"):
@@ -49,6 +61,10 @@ def image_details(client: RegistryClient, repository: str, manifest: Manifest,
                                              config.get("variant")) if p)
     else:
         platform_text = str(UNKNOWN_PLATFORM)
+    layers = manifest.layers
+    sizes = [d.size for d in layers]
+    if shared is not None:  # only descriptors without annotations (equality ignores them)
+        layers = [shared.setdefault(d, d) if not d.annotations else d for d in layers]
     return ImageDetails(
         platform=platform_text,
         manifest_digest=manifest.digest,
@@ -57,9 +73,28 @@ def image_details(client: RegistryClient, repository: str, manifest: Manifest,
         config_digest=cfg.digest if cfg else None,
         config_size=cfg.size if cfg else None,
         config=config,
-        layers=tuple(manifest.layers),
-        layer_size=manifest.layer_size,
+        layers=tuple(layers),
+        layer_size=None if manifest.is_index or any(s is None for s in sizes) else sum(sizes),
         is_image=is_image,
+    )
+
+
+def assemble(config_of: Callable[[str, Descriptor], ImageConfig], repository: str, tag: str,
+             top: Manifest, children: Callable[[str], Manifest],
+             shared: dict | None = None) -> TagDetails:
+    """A tag's :class:`TagDetails` from its manifest, its index's platform manifests
+    (``children(digest)``) and configs; the manifest is kept compact (bytes, not parsed),
+    equal layer descriptors shared through ``shared`` (see :func:`image_details`)."""
+    if top.is_index:
+        images = [image_details(config_of, repository, children(d.digest), d, shared)
+                  for d in top.manifests]
+    else:
+        images = [image_details(config_of, repository, top, None, shared)]
+    return TagDetails(
+        repository=repository, tag=tag, digest=top.digest, media_type=top.media_type,
+        size=top.size, manifest=top.compact(),
+        images=tuple(i for i in images if i.is_image),
+        others=tuple(i for i in images if not i.is_image),
     )
 
 
@@ -173,21 +208,10 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
         bar.close()
         client.cache.release()
         client.cache.flush()
-    out = []
-    for i, (repository, tag) in enumerate(pairs):
-        top = tops[i]
-        if top.is_index:
-            images = [image_details(client, repository, children[(repository, d.digest)], d)
-                      for d in top.manifests]
-        else:
-            images = [image_details(client, repository, top, None)]
-        out.append(TagDetails(
-            repository=repository, tag=tag, digest=top.digest, media_type=top.media_type,
-            size=top.size, manifest=top,
-            images=tuple(i for i in images if i.is_image),
-            others=tuple(i for i in images if not i.is_image),
-        ))
-    return out
+    shared: dict = {}
+    return [assemble(client.config, repository, tag, tops[i],
+                     lambda digest, r=repository: children[(r, digest)], shared)
+            for i, (repository, tag) in enumerate(pairs)]
 
 
 def walk_shard(settings: ClientSettings, pairs: list[tuple[str, str]]
