@@ -181,7 +181,8 @@ def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None
     of that manifest), platform (``os/architecture[/variant]``), manifest_digest (the platform's
     own manifest), manifest_media_type, manifest_size, config_digest, config_size, created_at
     (``datetime64[ns, UTC]``, NaT when missing or unparseable), layer_size (``Int64`` bytes,
-    compressed), layer_count, architecture, os, variant, is_image, config (dict).
+    compressed), layer_count, architecture, os, variant, is_image, config (an ``ImageConfig``
+    mapping: its frame fields are held, the rest is read back from the HTTP cache on use).
     Attestations (``unknown/unknown`` index entries) only with ``attestations=True``.
 
     Raises
