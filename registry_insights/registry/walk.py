@@ -24,6 +24,7 @@ from .models import (
     TagDetails,
 )
 from .names import validate_reference, validate_repository
+from .workers import Pipeline
 
 if TYPE_CHECKING:
     from .client import ClientSettings, RegistryClient
@@ -116,19 +117,22 @@ def _digests(raw: bytes) -> tuple[list[str], str | None]:
 def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> int:
     """Read from the cache, in bulk, every stored answer the walk of ``pairs`` will ask for:
     the tags' manifests, then the platform manifests and configs they name (by digest). The
-    walk's lookups are then answered from memory. Returns the answers found."""
+    walk's lookups are then answered from memory. Returns ``(answers found, requests the
+    walk will still send)``: 0 when the cache answers the whole walk fresh."""
     cache = client.cache
     if not cache.enabled:
-        return 0
+        return 0, len(pairs)
     url = client._transport.url
     tops = [(url(f"/v2/{r}/manifests/{t}"), mt.MANIFEST_ACCEPT) for r, t in pairs]
     found = cache.preload(tops)
+    missing = 0
     level = list(zip((r for r, _ in pairs), tops))
-    while level and found:
+    while level:
         wanted, following = [], []
         for repository, (u, accept) in level:
             hit = cache.lookup("GET", u, accept).hit
             if hit is None:
+                missing += 1
                 continue
             children, config = _digests(hit.content)
             for d in children:
@@ -139,9 +143,12 @@ def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> int:
                 wanted.append((url(f"/v2/{repository}/blobs/{config}"), None))
         if not wanted:
             break
-        found += cache.preload(list(dict.fromkeys(wanted)))
+        unique = list(dict.fromkeys(wanted))
+        got = cache.preload(unique)
+        found += got
+        missing += len(unique) - got
         level = following
-    return found
+    return found, missing
 
 
 def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
@@ -168,7 +175,10 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     started: set = set()
     guard = threading.Lock()
     bar = progress_bar(len(pairs), "tags", progress)
-    pipeline = client.workers.pipeline()
+    # a walk the cache answers whole runs on this thread: no request to overlap, and handing
+    # tens of thousands of in-memory answers between threads would cost more than it saves
+    _found, missing = preload(client, pairs)
+    pipeline = client.workers.pipeline() if missing else Pipeline(None)
 
     def first_time(key) -> bool:
         with guard:
@@ -199,7 +209,6 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
         else:
             want_config(repository, top, None)
 
-    preload(client, pairs)
     try:
         for i, (repository, tag) in enumerate(pairs):
             pipeline.submit(fetch_top, i, repository, tag)
