@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+# a child imports the registry_insights its PYTHONPATH names (this checkout or --compare's)
+if "--child" not in sys.argv and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench_common import source_version  # noqa: E402
@@ -135,6 +136,7 @@ def child(url: str, cache: str, freshness: float, processes: int = 1) -> dict:
     import registry_insights as ri
     from registry_insights.frames.inventory import fetch_inventory
 
+    print(f"measuring {Path(ri.__file__).parent}", file=sys.stderr)
     cpu, started = time.process_time(), time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ri.RegistryClient(url, cache=None if cache == "-" else cache, freshness=freshness,
@@ -159,6 +161,9 @@ def run_child(url: str, cache: Path | str, freshness: float, checkout: Path,
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    measured = out.stderr.strip().splitlines()[-1].removeprefix("measuring ")
+    if Path(measured).resolve() != (checkout / "registry_insights").resolve():
+        raise RuntimeError(f"the child measured {measured}, not {checkout}")
     result["cache_mib"] = sum(p.stat().st_size for p in Path(cache).glob("*.sqlite*")) / 2**20
     result["load"] = os.getloadavg()[0]
     return result
