@@ -161,7 +161,8 @@ def run_child(url: str, cache: Path | str, freshness: float, checkout: Path,
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    measured = out.stderr.strip().splitlines()[-1].removeprefix("measuring ")
+    measured = next((line.removeprefix("measuring ") for line in out.stderr.splitlines()
+                     if line.startswith("measuring ")), "?")
     if Path(measured).resolve() != (checkout / "registry_insights").resolve():
         raise RuntimeError(f"the child measured {measured}, not {checkout}")
     result["cache_mib"] = sum(p.stat().st_size for p in Path(cache).glob("*.sqlite*")) / 2**20
