@@ -87,11 +87,15 @@ class SyntheticFleet:
     """Builds the TagDetails of a registry with ``tags`` tags over ``repositories``
     repositories (deterministic for a seed)."""
 
-    def __init__(self, tags: int, repositories: int, seed: int = 6):
+    def __init__(self, tags: int, repositories: int, seed: int = 6,
+                 keep_config_bytes: bool = True):
         self.rng = random.Random(seed)
         self.n_tags = tags
         self.n_repos = repositories
         self.configs: dict[str, ImageConfig] = {}
+        #: the configs' bytes, where a real walk has them in its HTTP cache (on disk); not
+        #: kept when measuring the inventory's memory
+        self.config_bytes: dict[str, bytes] | None = {} if keep_config_bytes else None
         self.shared: dict = {}  # as one walk shares equal layer descriptors
         self.base_layers: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
         for base, count in BASES.items():
@@ -125,8 +129,13 @@ class SyntheticFleet:
         config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
         config_digest = _digest(config_raw)
         # as the client holds it (RegistryClient.config): the exact bytes, once per digest
+        if self.config_bytes is not None:
+            self.config_bytes[config_digest] = config_raw
+            loader = functools.partial(self.config_bytes.__getitem__, config_digest)
+        else:
+            loader = functools.partial(_no_cache, config_digest)
         config = self.configs.setdefault(config_digest, ImageConfig.parse(
-            config_raw, digest=config_digest).light(functools.partial(_no_cache, config_digest)))
+            config_raw, digest=config_digest).light(loader))
         layer_type = mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER
         manifest = {
             "schemaVersion": 2,
@@ -268,7 +277,7 @@ def run_one(tags: int, repositories: int, seed: int, trace: bool) -> dict:
     if trace:
         tracemalloc.start()
     started = time.perf_counter()
-    fleet = SyntheticFleet(tags, repositories, seed)
+    fleet = SyntheticFleet(tags, repositories, seed, keep_config_bytes=False)
     inv = fleet.inventory()
     build_seconds = time.perf_counter() - started
     gc.collect()
