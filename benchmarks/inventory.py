@@ -543,6 +543,82 @@ def run_dxf(info: dict) -> int:
     return images
 
 
+def side_by_side(harness: Harness, info: dict, work: Path, compare: list[Path],
+                 repeat: int) -> list[dict]:
+    """Cold walks at 8 workers, each in a fresh process (``benchmarks/walk_child.py``), the
+    variants interleaved try by try so that they share the machine's load: this checkout
+    with its cache and with ``cache=None``, the plain ``requests`` reference client, and each
+    ``--compare`` checkout with and without cache. Returns one dict per variant (median try
+    by wall time; every try's numbers kept)."""
+    child = Path(__file__).resolve().parent / "walk_child.py"
+    variants = [("registry_insights (this checkout), cache", ROOT, True),
+                ("registry_insights (this checkout), cache=None", ROOT, False),
+                ("plain requests reference client (8 threads, no cache)", None, False)]
+    for other in compare:
+        variants += [(f"registry_insights ({other}), cache", other, True),
+                     (f"registry_insights ({other}), cache=None", other, False)]
+    tries: dict[str, list[dict]] = {name: [] for name, _, _ in variants}
+    public = {k: info[k] for k in ("registry", "username", "password", "cert")}
+    for attempt in range(repeat):
+        for n, (name, checkout, cached) in enumerate(variants):
+            print(f"side by side {attempt + 1}/{repeat}: {name} ...", file=sys.stderr)
+            argv = [sys.executable, str(child), "reference" if checkout is None else "product",
+                    json.dumps(public)]
+            if cached:
+                argv.append(str(work / f"side-{attempt}-{n}"))
+            env = dict(os.environ, PYTHONPATH=str(checkout or ROOT))
+            mark = harness.mark()
+            out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+            entries = harness.since(mark)
+            if out.returncode != 0:
+                raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["proxy_counts"] = count_kinds(entries)
+            result["requests"] = sum(result["proxy_counts"].values())
+            result["load"] = os.getloadavg()[0]
+            tries[name].append(result)
+    out_rows = []
+    for name, _, _ in variants:
+        ordered = sorted(tries[name], key=lambda r: r["seconds"])
+        chosen = dict(ordered[(len(ordered) - 1) // 2])
+        chosen["name"] = name
+        chosen["all_seconds"] = [r["seconds"] for r in tries[name]]
+        chosen["all_cpu"] = [r["cpu"] for r in tries[name]]
+        out_rows.append(chosen)
+    return out_rows
+
+
+def side_by_side_report(rows: list[dict], bound_total: int) -> list[str]:
+    if not rows:
+        return []
+    ref = next(r for r in rows if r["name"].startswith("plain requests"))
+    lines = [
+        "",
+        "## Side by side: cold walks at 8 workers, each in a fresh process, tries interleaved",
+        "",
+        "`x reference`: wall seconds / the plain requests client's. `CPU ms/req`: the walk's "
+        "CPU time / requests sent. `CPU x no cache`: CPU per request with the cache / the "
+        "same checkout's with `cache=None`. Medians by wall time; the JSON has every try.",
+        "",
+        "| client | requests | x bound | rows | seconds | x reference | CPU s | CPU ms/req "
+        "| CPU x no cache | peak RSS MiB | load (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        per = r["cpu"] / r["requests"] * 1000 if r["requests"] else math.nan
+        twin = None
+        if r["name"].endswith(", cache"):
+            twin = next((t for t in rows if t["name"] == r["name"] + "=None"), None)
+        ratio = per / (twin["cpu"] / twin["requests"] * 1000) if twin and twin["requests"] \
+            else None
+        lines.append(
+            f"| {r['name']} | {r['requests']} | {_fmt(r['requests'] / bound_total)} | "
+            f"{r['rows']} | {_fmt(r['seconds'])} | {_fmt(r['seconds'] / ref['seconds'])} | "
+            f"{_fmt(r['cpu'])} | {_fmt(per)} | {_fmt(ratio) if ratio else '–'} | "
+            f"{r['max_rss_kib'] / 1024:.0f} | {r['load']:.2f} |")
+    return lines
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -749,6 +825,14 @@ def parse_args(argv=None):
                         help="skip the cold run without added latency")
     parser.add_argument("--skip-skopeo", action="store_true")
     parser.add_argument("--skip-dxf", action="store_true")
+    parser.add_argument("--compare", type=Path, action="append", default=[],
+                        help="another checkout (e.g. an unchanged main) whose cold walk runs "
+                        "side by side with this one's (repeatable)")
+    parser.add_argument("--skip-side-by-side", action="store_true",
+                        help="skip the side-by-side cold walks (product with and without "
+                        "cache, the plain requests reference client, --compare checkouts)")
+    parser.add_argument("--only-side-by-side", action="store_true",
+                        help="run only the side-by-side cold walks")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--label", default="",
                         help="recorded in the report, e.g. the commit of an exported tree")
@@ -780,6 +864,22 @@ def main(argv=None) -> int:
         bound_total = sum(bound.values())
         freshness = args.freshness or math.ceil(
             2 * bound_total * (latency + 0.012) / min(args.workers) + 10)
+        side = [] if args.skip_side_by_side else side_by_side(
+            harness, info, work, args.compare, args.repeat)
+        if args.only_side_by_side:
+            report = "\n".join(
+                [f"# Side by side: {args.repos} repositories x {args.tags} builds, "
+                 f"{args.latency_ms:g} ms per request",
+                 "", f"- Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+                 f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+                 f"- Protocol lower bound: {bound_total} requests.",
+                 f"- registry_insights (this checkout): {started_version}"]
+                + side_by_side_report(side, bound_total)) + "\n"
+            print(report)
+            (args.out / f"{stem}-side-by-side.md").write_text(report, encoding="utf-8")
+            (args.out / f"{stem}-side-by-side.json").write_text(
+                json.dumps(side, indent=2) + "\n", encoding="utf-8")
+            return 0
 
         # cold and warm-fresh, each workers value with its own cache directory
         cold_end = {}
@@ -881,6 +981,9 @@ def main(argv=None) -> int:
         report, raw, _checks = build_report(args, info, bound, runs, notes, len(pairs),
                                             n_images, repositories, seeded, freshness,
                                             started_version)
+        report = report.rstrip("\n") + "\n" + "\n".join(
+            side_by_side_report(side, bound_total)) + "\n"
+        raw["side_by_side"] = side
     finally:
         for client in clients.values():
             client.close()

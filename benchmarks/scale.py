@@ -12,8 +12,10 @@ analysis care about: a few base images whose layers every repository of that bas
 dependency layers shared by a repository's builds until they change, one application layer per
 build, ``latest`` and ``stable`` tags on a repository's newest builds (several tags per digest),
 multi-arch indexes (amd64 and arm64, some with arm/v7 and an attestation) in about one
-repository in six. One config dict per distinct config digest is shared by every tag that
-reaches it, as the client does.
+repository in six. One :class:`ImageConfig` (the config's bytes) per distinct config digest is
+shared by every tag that reaches it, and every tag is assembled by the walk's own
+:func:`~registry_insights.registry.walk.assemble`, so the inventory holds what a real walk
+holds.
 
 Each size runs in a child process pinned to one core: it builds the inventory, then times
 ``Inventory.tags()``, ``Inventory.layers()`` and ``analysis.storage_summary(tags, layers,
@@ -26,6 +28,7 @@ included. Results go to ``benchmarks/results/scale.md`` and ``scale.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import hashlib
 import json
@@ -52,11 +55,12 @@ from registry_insights.frames.inventory import Inventory  # noqa: E402
 from registry_insights.registry import mediatypes as mt  # noqa: E402
 from registry_insights.registry.models import (  # noqa: E402
     Descriptor,
-    ImageDetails,
+    ImageConfig,
     Manifest,
     TagDetails,
     parse_manifest,
 )
+from registry_insights.registry.walk import assemble  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REGISTRY = "https://registry.example.com"
@@ -70,6 +74,11 @@ def _hex(rng: random.Random) -> str:
     return f"{rng.getrandbits(256):064x}"
 
 
+def _no_cache(digest: str) -> bytes:
+    """Where a real inventory would read a config's bytes from the HTTP cache."""
+    raise LookupError(f"config {digest}: a synthetic inventory has no cache to read from")
+
+
 def _digest(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
@@ -78,11 +87,16 @@ class SyntheticFleet:
     """Builds the TagDetails of a registry with ``tags`` tags over ``repositories``
     repositories (deterministic for a seed)."""
 
-    def __init__(self, tags: int, repositories: int, seed: int = 6):
+    def __init__(self, tags: int, repositories: int, seed: int = 6,
+                 keep_config_bytes: bool = True):
         self.rng = random.Random(seed)
         self.n_tags = tags
         self.n_repos = repositories
-        self.configs: dict[str, dict] = {}
+        self.configs: dict[str, ImageConfig] = {}
+        #: the configs' bytes, where a real walk has them in its HTTP cache (on disk); not
+        #: kept when measuring the inventory's memory
+        self.config_bytes: dict[str, bytes] | None = {} if keep_config_bytes else None
+        self.shared: dict = {}  # as one walk shares equal layer descriptors
         self.base_layers: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
         for base, count in BASES.items():
             for plat in ("linux/amd64", "linux/arm64", ARM_V7):
@@ -114,7 +128,14 @@ class SyntheticFleet:
             config["variant"] = variant[0]
         config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
         config_digest = _digest(config_raw)
-        config = self.configs.setdefault(config_digest, config)
+        # as the client holds it (RegistryClient.config): the exact bytes, once per digest
+        if self.config_bytes is not None:
+            self.config_bytes[config_digest] = config_raw
+            loader = functools.partial(self.config_bytes.__getitem__, config_digest)
+        else:
+            loader = functools.partial(_no_cache, config_digest)
+        config = self.configs.setdefault(config_digest, ImageConfig.parse(
+            config_raw, digest=config_digest).light(loader))
         layer_type = mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER
         manifest = {
             "schemaVersion": 2,
@@ -145,18 +166,6 @@ class SyntheticFleet:
             "annotations": {mt.REFERENCE_TYPE_ANNOTATION: "attestation-manifest",
                             "vnd.docker.reference.digest": subject}})
         return descriptor, manifest
-
-    @staticmethod
-    def _details(manifest: Manifest, descriptor: Descriptor | None, config: dict,
-                 config_digest: str | None, config_size: int | None) -> ImageDetails:
-        """As :meth:`RegistryClient._image` does."""
-        plat = str(descriptor.platform) if descriptor and descriptor.platform else "/".join(
-            p for p in (config.get("os"), config.get("architecture"), config.get("variant"))
-            if p)
-        is_image = not (descriptor is not None and descriptor.is_attestation)
-        return ImageDetails(plat, manifest.digest, manifest.media_type, manifest.size,
-                            config_digest, config_size, config if is_image else {},
-                            tuple(manifest.layers), manifest.layer_size, is_image)
 
     def repository(self, r: int, n_tags: int) -> list[TagDetails]:
         rng = self.rng
@@ -217,18 +226,10 @@ class SyntheticFleet:
         return out
 
     def _tag(self, repo: str, tag: str, top: Manifest, images, others) -> TagDetails:
-        if top.is_index:
-            descriptors = {d.digest: d for d in top.manifests}
-            built = [self._details(m, descriptors[m.digest], c, cd, cs)
-                     for m, c, cd, cs in images]
-            extra = [self._details(m, d, {}, m.config.digest, m.config.size)
-                     for m, d in others]
-        else:
-            m, c, cd, cs = images[0]
-            built, extra = [self._details(m, None, c, cd, cs)], []
-        return TagDetails(repository=repo, tag=tag, digest=top.digest,
-                          media_type=top.media_type, size=top.size, manifest=top,
-                          images=tuple(built), others=tuple(extra))
+        """As the walk assembles a tag (:func:`registry_insights.registry.walk.assemble`)."""
+        children = {m.digest: m for m, *_rest in images} | {m.digest: m for m, _d in others}
+        return assemble(lambda _repo, d: self.configs[d.digest], repo, tag, top,
+                        children.__getitem__, self.shared)
 
     def inventory(self) -> Inventory:
         per_repo = [self.n_tags // self.n_repos] * self.n_repos
@@ -242,6 +243,12 @@ class SyntheticFleet:
 
 
 # -- one size, in a child process -----------------------------------------------------------------
+
+def _rss_bytes() -> int:
+    """Resident memory now (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
 
 def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
@@ -265,11 +272,21 @@ def _analyse(inv: Inventory):
 def run_one(tags: int, repositories: int, seed: int, trace: bool) -> dict:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    gc.collect()
+    rss_before = _rss_bytes()
+    if trace:
+        tracemalloc.start()
     started = time.perf_counter()
-    inv = SyntheticFleet(tags, repositories, seed).inventory()
+    fleet = SyntheticFleet(tags, repositories, seed, keep_config_bytes=False)
+    inv = fleet.inventory()
     build_seconds = time.perf_counter() - started
     gc.collect()
+    inventory_traced = None
+    if trace:  # what the inventory (and the client's configs) hold, allocated while built
+        inventory_traced = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
     rss_inventory = _maxrss_bytes()
+    inventory_rss = _rss_bytes() - rss_before
     timings, tag_frame, layer_frame, summary = _analyse(inv)
     result = {
         "tags": len(inv.details), "repositories": len(inv.repositories),
@@ -280,6 +297,8 @@ def run_one(tags: int, repositories: int, seed: int, trace: bool) -> dict:
         "logical_bytes": int(summary["logical_bytes"].iloc[-1]),
         "inventory_build_seconds": build_seconds, "seconds": timings,
         "rss_after_inventory_bytes": rss_inventory,
+        "inventory_rss_bytes": inventory_rss,
+        "inventory_traced_bytes": inventory_traced,
     }
     del tag_frame, layer_frame, summary
     gc.collect()
@@ -316,8 +335,9 @@ def report(results: list[dict], args) -> str:
         "the inventory objects included.",
         "",
         "| tags | repos | tag rows | layer rows | tags() s | layers() s | storage_summary s | "
-        "total s | µs per tag | tracemalloc peak MiB | ru_maxrss MiB | inventory RSS MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "total s | µs per tag | tracemalloc peak MiB | ru_maxrss MiB | inventory RSS MiB | "
+        "inventory B/tag (RSS) | inventory B/tag (traced) | build s | load (1 min) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         s = r["seconds"]
@@ -326,7 +346,11 @@ def report(results: list[dict], args) -> str:
             f"{r['layer_rows']:,} | {s['tags']:.2f} | {s['layers']:.2f} | "
             f"{s['storage_summary']:.2f} | {s['total']:.2f} | "
             f"{s['total'] / r['tags'] * 1e6:.1f} | {_mb(r.get('tracemalloc_peak_bytes'))} | "
-            f"{_mb(r['ru_maxrss_bytes'])} | {_mb(r['rss_after_inventory_bytes'])} |")
+            f"{_mb(r['ru_maxrss_bytes'])} | {_mb(r['rss_after_inventory_bytes'])} | "
+            f"{r['inventory_rss_bytes'] / r['tags']:,.0f} | "
+            + (f"{r['inventory_traced_bytes'] / r['tags']:,.0f}"
+               if r.get("inventory_traced_bytes") else "–")
+            + f" | {r['inventory_build_seconds']:.0f} | {r.get('load', 0):.2f} |")
     if len(results) >= 2:
         first, last = results[0], results[-1]
         growth = ((last["seconds"]["total"] / last["tags"])
@@ -385,6 +409,7 @@ def main(argv=None) -> int:
             print(out.stderr, file=sys.stderr)
             return out.returncode
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results[-1]["load"] = os.getloadavg()[0]
         print(f"  {results[-1]['seconds']['total']:.2f} s", file=sys.stderr)
     text = report(results, args)
     print(text)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,7 +274,7 @@ def plain(value):
         return None if math.isnan(value) else value
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # dicts, and ImageConfig (one parse for all its items)
         return {str(k): plain(v) for k, v in value.items()}
     if hasattr(value, "isoformat"):
         try:

@@ -28,7 +28,7 @@ import os
 import secrets
 import shutil
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -357,7 +357,10 @@ def _same_registry(stored: str, wanted: str) -> bool:
 def _configs_table(tags: pd.DataFrame) -> pd.DataFrame:
     seen: dict[str, str] = {}
     for digest, config in zip(tags["config_digest"].astype(object), tags["config"]):
-        if isinstance(digest, str) and digest not in seen and isinstance(config, (dict, list)):
+        if isinstance(digest, str) and digest not in seen and isinstance(config,
+                                                                          (Mapping, list)):
+            if isinstance(config, Mapping) and not isinstance(config, dict):
+                config = config.to_dict()  # an ImageConfig: its bytes read back once
             seen[digest] = json.dumps(config, sort_keys=True, separators=(",", ":"))
     frame = pd.DataFrame({"config_digest": list(seen), "config": list(seen.values())})
     return coerce(frame, _CONFIGS_SCHEMA) if seen else empty(_CONFIGS_SCHEMA)

@@ -7,6 +7,7 @@ the client's HTTP cache (a second walk is answered from it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -35,7 +36,7 @@ class Inventory:
         """The tags frame (:data:`~registry_insights.schema.TAGS_SCHEMA`)."""
         columns: dict[str, list] = {c: [] for c in TAGS_SCHEMA}
         for d, image in self._images(attestations):
-            config = image.config or {}
+            config = image.config
             values = (
                 self.registry, d.repository, d.tag, d.digest, d.media_type, d.size,
                 image.platform, image.manifest_digest, image.manifest_media_type,
@@ -68,7 +69,8 @@ class Inventory:
 
 
 def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None = None,
-              progress: bool | None = None) -> Inventory:
+                    progress: bool | None = None, *, executor=None,
+                    max_processes: int | None = None, shards: int | None = None) -> Inventory:
     """Walk the registry once and keep every tag's details.
 
     Parameters
@@ -77,13 +79,98 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
         Repositories to read; default every repository of the catalog.
     progress : bool, optional
         A progress bar (tqdm.auto); default on in a terminal or notebook only.
+    executor : concurrent.futures.Executor or distributed.Client, optional
+        Spread the walk over processes or machines: anything with ``submit(fn, *args)``
+        returning futures with ``result()``, e.g. a Dask ``distributed.Client``. The catalog
+        and tag lists are read here; the (repository, tag) pairs are split into ``shards``
+        by repository (a repository stays in one shard; shards balanced by tag count), and
+        each shard is walked by :func:`~registry_insights.registry.walk.walk_shard` on a
+        worker, with a client of its own built from ``client.settings()`` (its own session,
+        connections and HTTP cache: the same cache directory on one machine, the worker's
+        default cache directory elsewhere). registry_insights must be installed on the
+        workers; the credentials travel to them pickled (never in a repr or log). The
+        details come back in the order of a single-process walk, and the workers' requests
+        are added to ``client.request_counts`` (each shard adds its own probe and tokens).
+    max_processes : int, optional
+        Without ``executor``: walk in that many local processes
+        (``concurrent.futures.ProcessPoolExecutor``, spawn), for registries where one
+        process's CPU is the limit. 1 or None: in this process, on ``client``'s threads.
+    shards : int, optional
+        How many shards; default the executor's worker count (``max_processes``, or the
+        Dask cluster's threads), at most one per repository.
+
+    Returns
+    -------
+    Inventory
+        The same whichever way it was walked.
     """
     repos = sorted(set(repositories)) if repositories is not None else client.repositories()
     client.plan_repositories(repos)
     tag_lists = client.map(client.tags, repos, progress, "tag lists" if len(repos) > 20 else "")
     pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists) for tag in tags]
-    details = client.details_many(pairs, progress=progress)
+    if executor is None and (max_processes is None or max_processes <= 1):
+        details = client.details_many(pairs, progress=progress)
+        return Inventory(client.registry, repos, details)
+    if executor is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_processes,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            details = _walk_sharded(client, pairs, pool, shards or max_processes, progress)
+    else:
+        details = _walk_sharded(client, pairs, executor, shards or _executor_width(executor),
+                                progress)
     return Inventory(client.registry, repos, details)
+
+
+def _executor_width(executor) -> int:
+    """Worker threads of a Dask client (``ncores``) or a concurrent.futures executor."""
+    ncores = getattr(executor, "ncores", None)
+    if callable(ncores):
+        try:
+            return max(sum(ncores().values()), 1)
+        except Exception:  # not a Dask client after all
+            pass
+    return max(int(getattr(executor, "_max_workers", 2) or 2), 1)
+
+
+def split_shards(pairs: list[tuple[str, str]], shards: int) -> list[list[tuple[str, str]]]:
+    """(repository, tag) pairs in at most ``shards`` groups, whole repositories each, the
+    largest repository first into the lightest group (balanced by tag count)."""
+    by_repo: dict[str, list[tuple[str, str]]] = {}
+    for pair in pairs:
+        by_repo.setdefault(pair[0], []).append(pair)
+    groups: list[list[tuple[str, str]]] = [[] for _ in range(max(min(shards, len(by_repo)), 1))]
+    for repo in sorted(by_repo, key=lambda r: (-len(by_repo[r]), r)):
+        min(groups, key=len).extend(by_repo[repo])
+    return [g for g in groups if g]
+
+
+def _walk_sharded(client: RegistryClient, pairs: list[tuple[str, str]], executor, shards: int,
+                  progress) -> list[TagDetails]:
+    from ..progress import progress_bar
+    from ..registry.walk import walk_shard
+
+    groups = split_shards(pairs, shards)
+    settings = client.settings()
+    futures = [executor.submit(walk_shard, settings, group) for group in groups]
+    found: dict[tuple[str, str], TagDetails] = {}
+    bar = progress_bar(len(pairs), "tags", progress)
+    try:
+        for group, future in zip(groups, futures):
+            details, counts = future.result()
+            client.count_requests(counts)
+            for d in details:  # the configs travelled without their way to the bytes
+                for image in d.images + d.others:
+                    if image.config_digest and hasattr(image.config, "attach"):
+                        image.config.attach(functools.partial(
+                            client.blob_bytes, d.repository, image.config_digest))
+            found.update(zip(group, details))
+            bar.update(len(group))
+    finally:
+        bar.close()
+    return [found[pair] for pair in pairs]
 
 
 def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None,
@@ -94,7 +181,8 @@ def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None
     of that manifest), platform (``os/architecture[/variant]``), manifest_digest (the platform's
     own manifest), manifest_media_type, manifest_size, config_digest, config_size, created_at
     (``datetime64[ns, UTC]``, NaT when missing or unparseable), layer_size (``Int64`` bytes,
-    compressed), layer_count, architecture, os, variant, is_image, config (dict).
+    compressed), layer_count, architecture, os, variant, is_image, config (an ``ImageConfig``
+    mapping: its frame fields are held, the rest is read back from the HTTP cache on use).
     Attestations (``unknown/unknown`` index entries) only with ``attestations=True``.
 
     Raises

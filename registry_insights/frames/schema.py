@@ -65,7 +65,8 @@ def image_rows(frame: pd.DataFrame) -> pd.DataFrame:
 #: points to (an image manifest or an index). ``manifest_*``: the platform's own manifest.
 #: ``layer_size``: sum of the compressed layer sizes of that manifest (bytes).
 #: ``is_image``: False for attestation / ``unknown/unknown`` entries of an index (such rows are
-#: only included when asked for, ``attestations=True``). ``config``: the parsed config JSON (dict).
+#: only included when asked for, ``attestations=True``). ``config``: the image config, a
+#: read-only mapping (``ImageConfig``; ``.to_dict()`` for a dict).
 TAGS_SCHEMA: dict[str, str] = {
     "registry": "string",
     "repository": "string",

@@ -21,11 +21,20 @@ deletes, anything else
 window is not served past the shorter one): ``freshness=0`` asks the registry every time.
 Only 200 answers to GET and HEAD are stored.
 
+Cost: one lookup per request, straight in the store (no caching session in between: the
+transport sends with a plain ``requests`` session and hands the answer to
+:meth:`HttpCache.settle`); content-addressed answers are stored as bytes in a table of their
+own, without the HTTP expiry metadata they never need; writes go behind, in batches of
+:data:`BATCH_SIZE` per transaction; :meth:`HttpCache.preload` reads the answers a walk will
+need in bulk.
+
 Keys (:meth:`HttpCache.key`) are plain strings built from the method, the normalised ``Accept``
 and the URL's meaning, never from ``Authorization`` or TLS settings: ``blob <digest>`` (a blob
-is the same bytes whichever repository it is read through), ``manifest <name> <reference>``,
-``tags <name> <url>``, ``catalog <url>``. So :meth:`HttpCache.invalidate` finds every page of a
-tag list and the catalog at any page size by prefix, whatever the client's ``verify``. Because
+is the same bytes whichever repository it is read through), ``manifest <name> <digest>``
+(content addressed: the digest fixes the bytes whatever the ``Accept``),
+``manifest <name> <tag> <accept>``, ``tags <name> <url>``, ``catalog <url>``. So
+:meth:`HttpCache.invalidate` finds every page of a tag list and the catalog at any page
+size by prefix, whatever the client's ``verify``. Because
 ``Authorization`` is not in the keys, each store holds the answers of one (registry, identity):
 :func:`cache_path` names its file, with a keyed hash of the secret for identities without a
 user name (identity tokens), so two such identities never share a store.
@@ -40,17 +49,24 @@ import os
 import re
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from requests_cache import DO_NOT_CACHE, NEVER_EXPIRE, CachedSession, SQLiteCache
-from requests_cache.backends import BaseCache
+import requests
+from requests_cache import DEFAULT_IGNORED_PARAMS, CachedResponse, SQLiteCache
+from requests_cache.backends import BaseCache, SQLiteDict
+from requests_cache.backends.base import redact_response
+from requests_cache.policy import utcnow
 
 from ..settings import DEFAULTS
 from .names import DIGEST_PATTERN
 
 log = logging.getLogger("registry_insights")
+
+#: Request headers never stored with an answer.
+_SECRET_HEADERS = tuple(DEFAULT_IGNORED_PARAMS) + ("Cookie",)
 
 #: Seconds a catalog, tag list or manifest-by-tag answer is served without asking the registry.
 DEFAULT_FRESHNESS = DEFAULTS.freshness
@@ -123,34 +139,94 @@ def _private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+#: Answers held in memory before they are written to the store in one transaction.
+BATCH_SIZE = 256
+
+
+class Lookup(NamedTuple):
+    """What :meth:`HttpCache.lookup` found for one request.
+
+    ``hit``: a fresh stored answer to use as it is (no request). Otherwise the request goes to
+    the network with ``validators`` (``If-None-Match`` / ``If-Modified-Since`` of the ``stale``
+    stored answer, when it has them) and :meth:`HttpCache.settle` stores the answer under
+    ``key`` (None: nothing is stored); ``content``: the answer is content addressed.
+    """
+
+    hit: Any = None
+    key: str | None = None
+    stale: Any = None
+    content: bool = False
+
+    @property
+    def validators(self) -> dict:
+        if self.stale is None:
+            return {}
+        out = {}
+        if self.stale.headers.get("ETag"):
+            out["If-None-Match"] = self.stale.headers["ETag"]
+        if self.stale.headers.get("Last-Modified"):
+            out["If-Modified-Since"] = self.stale.headers["Last-Modified"]
+        return out
+
+
+_NOTHING = Lookup()
+
+
+def _content_response(url: str, value: bytes) -> requests.Response:
+    """A stored content-addressed answer (``Content-Type`` line, body) as a 200 response."""
+    ctype, _, body = value.partition(b"\n")
+    response = requests.Response()
+    response.status_code = 200
+    response.reason = "OK"
+    response._content = body
+    response._content_consumed = True
+    response.url = url
+    if ctype:
+        response.headers["Content-Type"] = ctype.decode("latin-1")
+    response.from_cache = True
+    return response
+
+
 class HttpCache:
-    """The HTTP cache of one (registry, identity) and the session that reads and fills it.
+    """The HTTP cache of one (registry, identity): lookups, stores, invalidation.
 
     Parameters
     ----------
     cache : "default", None, str or Path, or a requests-cache backend
-        ``"default"``: SQLite under :func:`default_cache_dir`; ``None``: no HTTP cache (a plain
-        ``requests.Session``); a path: a directory that holds one SQLite file per (registry,
-        identity); a :class:`requests_cache.backends.BaseCache`: used as it is (the caller keeps
-        it to one identity).
+        ``"default"``: SQLite under :func:`default_cache_dir`; ``None``: no HTTP cache; a path: a
+        directory that holds one SQLite file per (registry, identity); a
+        :class:`requests_cache.backends.BaseCache`: used as it is (the caller keeps it to one
+        identity; content-addressed answers then go to its ``responses`` like the others).
     base_url : str
         The registry, ``scheme://host[:port]``.
     identity : str
         What names the store (see :func:`identity_label`).
     freshness : float
         Seconds a mutable answer (catalog, tag list, manifest by tag) is served unasked.
+
+    The store is requests-cache's: mutable answers are its ``CachedResponse`` (with their
+    validators) in the ``responses`` table; content-addressed answers (manifests by digest,
+    configs) are their bytes and ``Content-Type`` in a ``content`` table of the same SQLite
+    file (a requests-cache ``SQLiteDict`` without serializer): they never expire and need
+    none of the HTTP metadata. Answers are written behind, :data:`BATCH_SIZE` per
+    transaction, and read back from memory until then; :meth:`flush` (also at
+    :meth:`close`) writes what is pending. ``session`` is the plain ``requests.Session`` the
+    transport sends with: the lookups here replace a caching session's own.
     """
 
     def __init__(self, cache: Any, base_url: str, identity: str,
                  freshness: float = DEFAULT_FRESHNESS):
-        import requests
-
         self.base_url = base_url.rstrip("/")
         self.freshness = float(freshness)
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._pending: dict[tuple[str, str], Any] = {}
+        self._writing: dict[tuple[str, str], Any] = {}
+        self._preloaded: dict[tuple[str, str], Any] = {}
+        self.session = requests.Session()
+        self.content: SQLiteDict | None = None
         if cache is None:
             self.backend: BaseCache | None = None
-            self.session = requests.Session()
             return
         if isinstance(cache, BaseCache):
             backend = cache
@@ -168,50 +244,38 @@ class HttpCache:
                 log.warning("no HTTP cache: %s cannot be written (%s); every answer comes "
                             "from the registry", directory, exc.strerror or exc)
                 self.backend = None
-                self.session = requests.Session()
                 return
         self.backend = backend
-        self.session = CachedSession(
-            backend=backend,
-            expire_after=DO_NOT_CACHE,
-            urls_expire_after=self._expire_after_table(),
-            allowable_codes=(200,),
-            allowable_methods=("GET", "HEAD"),
-            key_fn=self._key_fn,
-            cache_control=False,
-            stale_if_error=False,
-        )
+        if isinstance(backend, SQLiteCache):
+            self.content = SQLiteDict(backend.responses.db_path, table_name="content",
+                                      serializer=None, wal=True)
 
     @property
     def enabled(self) -> bool:
         return self.backend is not None
 
     # -- the policy --------------------------------------------------------------------------
-    def _expire_after_table(self) -> dict:
-        """``urls_expire_after`` for requests-cache, derived from :data:`POLICY`."""
-        base = re.escape(self.base_url)
-        table = {}
-        for pattern, _kind, lifetime in POLICY:
-            regex = re.compile(f"^{base}{pattern.pattern[1:-1]}(\\?.*)?$")
-            table[regex] = NEVER_EXPIRE if lifetime == IMMUTABLE else max(self.freshness, 1)
-        return table
-
     def key(self, method: str, url: str, accept: str | None) -> str:
         """The cache key of a request (see the module docstring)."""
         found = classify(self.base_url, url)
         if found is None:
             return f"{method} other {url} {_accept(accept)}"
-        kind, _lifetime, groups = found
-        if kind == "blob":
-            return f"{method} blob {groups['ref']}"
-        if kind == "manifest":
-            return f"{method} manifest {groups['name']} {groups['ref']} {_accept(accept)}"
-        if kind == "tags":
-            return f"{method} tags {groups['name']} {url}"
-        return f"{method} catalog {url}"
+        return self._key(method, url, accept, found)[0]
 
-    def _key_fn(self, request, **_ignored) -> str:
-        return self.key(request.method or "GET", request.url or "", request.headers.get("Accept"))
+    def _key(self, method: str, url: str, accept: str | None, found) -> tuple[str, bool]:
+        """``(key, content addressed)``; content-addressed keys ignore ``Accept`` (the digest
+        fixes the bytes) and, for blobs, the repository."""
+        kind, lifetime, groups = found
+        content = lifetime == IMMUTABLE and method == "GET" and self.content is not None
+        if kind == "blob":
+            return f"{method} blob {groups['ref']}", content
+        if kind == "manifest":
+            if content:
+                return f"{method} manifest {groups['name']} {groups['ref']}", True
+            return f"{method} manifest {groups['name']} {groups['ref']} {_accept(accept)}", False
+        if kind == "tags":
+            return f"{method} tags {groups['name']} {url}", False
+        return f"{method} catalog {url}", False
 
     def cacheable(self, method: str, url: str) -> bool:
         """Whether an answer to this request may be stored."""
@@ -219,22 +283,31 @@ class HttpCache:
             classify(self.base_url, url) is not None
 
     # -- reading -----------------------------------------------------------------------------
-    def _fresh(self, response, url: str) -> bool:
-        if response.is_expired:
-            return False
-        found = classify(self.base_url, url)
-        if found is None:
-            return False
-        if found[1] == IMMUTABLE:
+    def _fresh(self, response, lifetime: str) -> bool:
+        if lifetime == IMMUTABLE:
             return True
-        created = response.created_at.timestamp()
-        return time.time() - created < self.freshness
+        return time.time() - response.created_at.timestamp() < self.freshness
+
+    def _stored(self, table: str, key: str):
+        """The stored value (``CachedResponse`` or content bytes): pending writes first."""
+        slot = (table, key)
+        with self._lock:
+            for held in (self._preloaded, self._pending, self._writing):
+                if slot in held:
+                    return held[slot]
+        try:
+            if table == "content":
+                return self.content[key]
+            return self.backend.responses[key]
+        except KeyError:
+            return None
+        except Exception as exc:  # a corrupt row is a miss, not an error
+            log.debug("cache entry %s unreadable: %s", key, exc)
+            return None
 
     def lookup(self, method: str, url: str, accept: str | None, *,
-               mode: bool | str = True) -> tuple[Any, dict]:
-        """Look a request up once: ``(fresh stored answer or None, options for the caching
-        session's request)``. Straight in the store (no request is prepared): this runs before
-        every request.
+               mode: bool | str = True) -> Lookup:
+        """Look a request up once, straight in the store (this runs before every request).
 
         ``mode``: True serves a fresh stored answer; ``False`` goes to the network and stores
         nothing (streams, uploads, deletes); ``"refresh"`` goes to the network and stores the
@@ -242,42 +315,171 @@ class HttpCache:
         under the current ``freshness`` is revalidated (``If-None-Match``) when it has a
         validator, else fetched again.
         """
-        if not self.enabled:
-            return None, {}
-        if mode is False or not self.cacheable(method, url):
-            return None, {"expire_after": DO_NOT_CACHE}
-        stored = self.backend.get_response(self.key(method, url, accept))
+        if not self.enabled or mode is False or method not in ("GET", "HEAD"):
+            return _NOTHING
+        found = classify(self.base_url, url)
+        if found is None:
+            return _NOTHING
+        key, content = self._key(method, url, accept, found)
+        if mode == "refresh":
+            return Lookup(key=key, content=content)
+        stored = self._stored("content" if content else "responses", key)
         if stored is None:
-            return None, {}
-        if mode is True and self._fresh(stored, url):
-            return stored, {}
-        if stored.headers.get("ETag") or stored.headers.get("Last-Modified"):
-            return None, {"refresh": True}
-        return None, {"force_refresh": True}
+            return Lookup(key=key, content=content)
+        if content:
+            return Lookup(hit=_content_response(url, stored), key=key, content=True)
+        if self._fresh(stored, found[1]):
+            return Lookup(hit=stored, key=key)
+        return Lookup(key=key, stale=stored)
+
+    def preload(self, requests_: list[tuple[str, str | None]]) -> int:
+        """Read the stored answers of many GETs ``(url, accept)`` in bulk (one query per
+        table and 500 keys) and keep them in memory for the lookups that follow, until
+        :meth:`release`. Returns how many were found."""
+        if not self.enabled:
+            return 0
+        wanted: dict[str, list[str]] = {"content": [], "responses": []}
+        for url, accept in requests_:
+            found = classify(self.base_url, url)
+            if found is not None:
+                key, content = self._key("GET", url, accept, found)
+                wanted["content" if content else "responses"].append(key)
+        got = {}
+        for table, keys in wanted.items():
+            store = self.content if table == "content" else self.backend.responses
+            if not isinstance(store, SQLiteDict) or not keys:
+                continue
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                with store.connection() as con:
+                    rows = con.execute(f"SELECT key, value FROM {store.table_name} "
+                                       f"WHERE key IN ({marks})", chunk).fetchall()
+                for key, value in rows:
+                    try:
+                        got[(table, key)] = store.deserialize(key, value)
+                    except Exception:  # corrupt: a miss
+                        continue
+        with self._lock:
+            self._preloaded.update(got)
+        return len(got)
+
+    def release(self) -> None:
+        """Forget what :meth:`preload` read."""
+        with self._lock:
+            self._preloaded = {}
+
+    # -- writing -----------------------------------------------------------------------------
+    def settle(self, found: Lookup, response):
+        """The answer to hand on after the network answered a request looked up as ``found``:
+        a 304 to a revalidation is the stored answer, renewed; a 200 is stored (behind)."""
+        if found.key is None:
+            return response
+        if response.status_code == 304 and found.stale is not None:
+            renewed = found.stale
+            renewed.created_at = utcnow()
+            renewed.expires = renewed.created_at + timedelta(seconds=max(self.freshness, 1))
+            renewed.revalidated = True
+            response.close()
+            self._queue("responses", found.key, renewed)
+            return renewed
+        if response.status_code != 200:
+            return response
+        if found.content:
+            ctype = (response.headers.get("Content-Type") or "").replace("\n", " ")
+            self._queue("content", found.key, ctype.encode("latin-1", "replace") + b"\n"
+                        + response.content)
+        else:
+            expires = None if classify(self.base_url, response.url or "") is None else \
+                utcnow() + timedelta(seconds=max(self.freshness, 1))
+            stored = CachedResponse.from_response(response, expires=expires)
+            self._queue("responses", found.key, redact_response(stored, _SECRET_HEADERS))
+        return response
+
+    def _queue(self, table: str, key: str, value) -> None:
+        with self._lock:
+            self._pending[(table, key)] = value
+            full = len(self._pending) >= BATCH_SIZE
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending answer: one transaction per table."""
+        if not self.enabled:
+            return
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+                self._writing = batch
+            try:
+                if batch:
+                    self._write(batch)
+            finally:
+                with self._lock:
+                    self._writing = {}
+
+    def _write(self, batch: dict) -> None:
+        content = [(k, v) for (t, k), v in batch.items() if t == "content"]
+        responses = [(k, v) for (t, k), v in batch.items() if t == "responses"]
+        for store, items in ((self.content, content), (self.backend.responses, responses)):
+            if not items:
+                continue
+            if isinstance(store, SQLiteDict):
+                rows = [(k, store.serialize(v), getattr(v, "expires_unix", None))
+                        for k, v in items]
+                with store.connection(commit=True) as con:
+                    con.executemany(f"INSERT OR REPLACE INTO {store.table_name} "
+                                    "(key, value, expires) VALUES (?, ?, ?)", rows)
+            else:
+                for k, v in items:
+                    store[k] = v
 
     # -- invalidation ------------------------------------------------------------------------
+    def _drop(self, keys_by_table: dict[str, list[str]]) -> None:
+        with self._lock:
+            for table, keys in keys_by_table.items():
+                for k in keys:
+                    self._pending.pop((table, k), None)
+                    self._preloaded.pop((table, k), None)
+        for table, keys in keys_by_table.items():
+            store = self.content if table == "content" else self.backend.responses
+            if keys and store is not None:
+                store.bulk_delete(keys)
+
     def invalidate(self, repository: str, references: tuple[str, ...] | list[str] = ()) -> int:
         """Drop what a change in ``repository`` made stale: every page of its tag list, every
         page of the catalog (any page size), and its manifests by the given references (tags
         or digests), under every ``Accept``. Returns the number of entries dropped."""
         if not self.enabled:
             return 0
+        self.flush()
         prefixes = [f"{m} tags {repository} " for m in ("GET", "HEAD")]
         prefixes += [f"{m} catalog " for m in ("GET", "HEAD")]
         prefixes += [f"{m} manifest {repository} {r} " for r in references
                      for m in ("GET", "HEAD")]
-        with self._lock:
-            keys = [k for k in list(self.backend.responses.keys())
-                    if k.startswith(tuple(prefixes))]
-            if keys:
-                self.backend.responses.bulk_delete(keys)
-        return len(keys)
+        exact = {f"GET manifest {repository} {r}" for r in references}
+        with self._flush_lock:
+            drop = {"responses": [k for k in list(self.backend.responses.keys())
+                                  if k.startswith(tuple(prefixes))]}
+            if self.content is not None:
+                drop["content"] = [k for k in list(self.content.keys()) if k in exact]
+            self._drop(drop)
+        return sum(len(v) for v in drop.values())
 
     def evict(self, method: str, url: str, accept: str | None) -> None:
         """Drop one stored answer (bytes that did not verify must never be served again)."""
-        if self.enabled:
-            with self._lock:
-                self.backend.responses.bulk_delete([self.key(method, url, accept)])
+        if not self.enabled:
+            return
+        found = classify(self.base_url, url)
+        if found is None:
+            return
+        key, content = self._key(method, url, accept, found)
+        with self._flush_lock:
+            self._drop({"content" if content else "responses": [key]})
 
     def close(self) -> None:
-        self.session.close()
+        """Write what is pending and close the session."""
+        try:
+            self.flush()
+        finally:
+            self.session.close()

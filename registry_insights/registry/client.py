@@ -7,11 +7,12 @@ Spec sections followed: OCI distribution-spec v1.1 "Pulling manifests", "Pulling
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -23,11 +24,11 @@ from ..errors import (
 )
 from ..settings import DEFAULTS
 from . import mediatypes as mt
-from .auth.credentials import resolve_credentials
+from .auth.credentials import Credentials, resolve_credentials
 from .blobs import download_blob
 from .cache import HttpCache, identity_label
 from .deletes import Deleter, DeleteResult
-from .models import Descriptor, Manifest, TagDetails, parse_manifest
+from .models import Descriptor, ImageConfig, Manifest, TagDetails, parse_manifest
 from .names import (
     is_digest,
     normalize_registry,
@@ -49,6 +50,21 @@ CATALOG_SCOPE = "registry:catalog:*"
 CATALOG_PAGE_SIZE = 1000
 #: Pages of one list followed at most (a million tags at Distribution's page size of 100).
 MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """A :class:`RegistryClient`'s registry, credentials and options, to build the same
+    client elsewhere (:meth:`connect`). Pickles with the credentials (a worker needs them);
+    the repr hides the secret."""
+
+    registry: str
+    credentials: Credentials
+    options: dict = field(default_factory=dict)
+
+    def connect(self) -> RegistryClient:
+        """A new client with these settings (its own session, connection pool and cache)."""
+        return RegistryClient(self.registry, credentials=self.credentials, **self.options)
 
 
 class RegistryClient(PushVerbs):
@@ -82,6 +98,9 @@ class RegistryClient(PushVerbs):
     max_retry_after : float
         Seconds a ``Retry-After`` (seconds or HTTP-date) is honoured up to; a longer wait raises
         :class:`~registry_insights.errors.RateLimited` at once, carrying ``retry_after``.
+    credentials : Credentials, optional
+        Resolved credentials to use as they are (instead of ``username``/``password`` or the
+        docker configuration); what :meth:`settings` carries to other processes.
     verbose : bool
         Log one line per request (method, URL, status, time, cache or network) on the
         ``registry_insights`` logger at INFO, adding a stderr handler if it has none.
@@ -107,11 +126,18 @@ class RegistryClient(PushVerbs):
         verbose: bool = False,
         retries: int = DEFAULTS.retries,
         max_retry_after: float = DEFAULTS.max_retry_after,
+        credentials: Credentials | None = None,
     ):
         self.registry = normalize_registry(registry, insecure=insecure)
         self.host = urlsplit(self.registry).netloc  # host[:port]: credentials are by host
-        self.credentials = resolve_credentials(self.host, username, password)
+        self.credentials = credentials if credentials is not None else \
+            resolve_credentials(self.host, username, password)
         self.max_workers = max(int(max_workers), 1)
+        portable_cache = cache if cache is None or isinstance(cache, (str, Path)) else None
+        self._options = {"cache": portable_cache, "freshness": freshness,
+                         "max_workers": self.max_workers, "timeout": timeout, "verify": verify,
+                         "insecure": insecure, "retries": retries,
+                         "max_retry_after": max_retry_after}
         secret = None if self.credentials.username else self.credentials.identity_token
         self.cache = HttpCache(cache, self.registry,
                                identity_label(self.credentials.identity, secret), freshness)
@@ -124,7 +150,7 @@ class RegistryClient(PushVerbs):
         self.max_pages = MAX_PAGES
         self.workers = WorkerPool(self.max_workers)
         self._deleter = Deleter(self)
-        self._configs: dict[str, dict] = {}
+        self._configs: dict[str, ImageConfig] = {}
         self._config_locks: dict[str, threading.Lock] = {}
         self._config_guard = threading.Lock()
         if verbose:
@@ -145,6 +171,17 @@ class RegistryClient(PushVerbs):
         """Close connections and worker threads."""
         self.workers.close()
         self._transport.close()
+
+    def settings(self, **overrides) -> ClientSettings:
+        """What another process or machine needs to build the same client (its own session,
+        connections and cache): picklable, the secret hidden from its repr. ``overrides``
+        replace constructor options (``cache=``, ``max_workers=`` ...). A cache given as a
+        requests-cache backend object does not travel: the copy then has ``cache=None``."""
+        return ClientSettings(self.registry, self.credentials, {**self._options, **overrides})
+
+    def count_requests(self, counts: dict) -> None:
+        """Add requests made for this client elsewhere (by its copies in other processes)."""
+        self._transport.add_counts(counts)
 
     @property
     def request_counts(self) -> Counter:
@@ -334,8 +371,17 @@ class RegistryClient(PushVerbs):
         manifest = self._get_manifest(repository, reference, cache=False)
         return Descriptor(manifest.media_type, manifest.digest, manifest.size)
 
-    def config(self, repository: str, descriptor: Descriptor) -> dict:
-        """The image config JSON a manifest points to; fetched once per digest per client."""
+    def config(self, repository: str, descriptor: Descriptor) -> ImageConfig:
+        """The image config a manifest points to, as an :class:`ImageConfig`: a read-only
+        mapping that holds ``architecture``, ``os``, ``variant`` and ``created`` and reads
+        the rest (``.to_dict()``: all of it) from the cache (or the registry) when asked;
+        fetched once per digest per client.
+
+        Raises
+        ------
+        InvalidResponse
+            When the blob is not JSON.
+        """
         digest = descriptor.digest
         if digest in self._configs:
             return self._configs[digest]
@@ -344,13 +390,11 @@ class RegistryClient(PushVerbs):
         with lock:
             if digest not in self._configs:
                 raw = self.blob_bytes(repository, digest)
-                try:
-                    parsed = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    raise InvalidResponse(
-                        f"config {digest} of {repository} is not JSON; first bytes: {raw[:80]!r}"
-                    ) from None
-                self._configs[digest] = parsed if isinstance(parsed, dict) else {}
+                # held light: the fields the frames read; the bytes come back from the
+                # HTTP cache (configs are kept forever) when more is asked
+                self._configs[digest] = ImageConfig.parse(
+                    raw, f"config {digest} of {repository}", digest).light(
+                    functools.partial(self.blob_bytes, repository, digest))
         return self._configs[digest]
 
     def tag_details(self, repository: str, tag: str) -> TagDetails:

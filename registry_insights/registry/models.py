@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -63,13 +65,20 @@ class Descriptor:
     def from_dict(cls, data: dict) -> Descriptor:
         size = data.get("size")
         return cls(
-            media_type=str(data.get("mediaType") or ""),
-            digest=str(data.get("digest") or ""),
+            # interned: a fleet repeats a few media types and shares base layers, so each
+            # string is held once however many descriptors name it
+            media_type=sys.intern(str(data.get("mediaType") or "")),
+            digest=sys.intern(str(data.get("digest") or "")),
             size=int(size) if isinstance(size, int) else None,
             platform=Platform.from_dict(data.get("platform")),
             annotations=dict(data["annotations"]) if data.get("annotations") else _NO_ANNOTATIONS,
             artifact_type=data.get("artifactType"),
         )
+
+    def __reduce__(self):
+        # pickles (to other processes) without the shared read-only empty annotations
+        return (_descriptor, (self.media_type, self.digest, self.size, self.platform,
+                              dict(self.annotations) or None, self.artifact_type))
 
     @property
     def is_attestation(self) -> bool:
@@ -80,16 +89,38 @@ class Descriptor:
         )
 
 
+def _descriptor(media_type, digest, size, platform, annotations, artifact_type) -> Descriptor:
+    return Descriptor(media_type, digest, size, platform, annotations or _NO_ANNOTATIONS,
+                      artifact_type)
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A manifest or index as received: its exact bytes, digest, media type and parsed JSON."""
+    """A manifest or index as received: its exact bytes, digest, media type and parsed JSON.
+
+    ``data`` is the parsed JSON: held while the walk needs it (``parsed``), parsed again from
+    ``raw`` on each use once the manifest is kept in an inventory (:meth:`compact`)."""
 
     repository: str
     reference: str
     digest: str
     media_type: str
     raw: bytes = field(repr=False)
-    data: dict = field(repr=False, compare=False, hash=False)
+    parsed: dict | None = field(default=None, repr=False, compare=False, hash=False)
+
+    @property
+    def data(self) -> dict:
+        """The parsed JSON object."""
+        if self.parsed is not None:
+            return self.parsed
+        data = json.loads(self.raw)
+        return data if isinstance(data, dict) else {}
+
+    def compact(self) -> Manifest:
+        """The same manifest without the parsed JSON held (``data`` parses ``raw`` on use)."""
+        if self.parsed is None:
+            return self
+        return Manifest(self.repository, self.reference, self.digest, self.media_type, self.raw)
 
     @property
     def size(self) -> int:
@@ -193,6 +224,133 @@ def parse_timestamp(value) -> datetime | None:
         return None
 
 
+class ImageConfig(Mapping):
+    """An image configuration (OCI image-spec "Image Configuration"), light to hold.
+
+    A read-only mapping over the config JSON. The fields the frames read (``architecture``,
+    ``os``, ``variant``, ``created``) are kept parsed; the document itself is held as its
+    exact bytes (``raw``) or, in an inventory, not at all: ``loader`` reads the bytes again
+    when any other key is asked (the client's HTTP cache keeps configs forever, so that is
+    a local read), and :meth:`to_dict` gives the whole parsed document. A few dozen bytes per
+    distinct config instead of a tree of dicts several times the JSON's size.
+    """
+
+    __slots__ = ("raw", "digest", "_fields", "_loader")
+    _FIELDS = ("architecture", "os", "variant", "created")
+
+    def __init__(self, raw: bytes | None, parsed: dict | None = None, *,
+                 digest: str | None = None, loader=None, fields: tuple | None = None):
+        if fields is None:
+            if parsed is None:
+                parsed = json.loads(raw) if raw else {}
+            if not isinstance(parsed, dict):
+                parsed, raw = {}, b"{}"
+            fields = tuple(_intern_field(parsed.get(k)) for k in self._FIELDS)
+        self.raw = raw
+        self.digest = digest
+        self._fields = fields
+        self._loader = loader
+
+    @classmethod
+    def parse(cls, raw: bytes, what: str = "config", digest: str | None = None
+              ) -> ImageConfig:
+        """``raw`` checked to be JSON (a JSON value that is not an object is an empty config).
+
+        Raises
+        ------
+        InvalidResponse
+            When the bytes are not JSON.
+        """
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidResponse(f"{what} is not JSON; first bytes: {raw[:80]!r}") from None
+        return cls(raw, parsed, digest=digest)
+
+    def light(self, loader) -> ImageConfig:
+        """The same config holding only its parsed fields and digest; ``loader()`` returns
+        the bytes when more is asked."""
+        return ImageConfig(None, digest=self.digest, loader=loader, fields=self._fields)
+
+    def attach(self, loader) -> None:
+        """Give a config that travelled without its loader (pickled) a way to its bytes."""
+        if self.raw is None and self._loader is None:
+            self._loader = loader
+
+    def _bytes(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        if self._loader is None:
+            raise LookupError(f"config {self.digest} is not held here; read it with "
+                              "RegistryClient.config(repository, descriptor)")
+        return self._loader()
+
+    def to_dict(self) -> dict:
+        """The whole configuration, parsed (a new dict each call)."""
+        raw = self._bytes()
+        data = json.loads(raw) if raw else {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, key, default=None):
+        if key in self._FIELDS:
+            value = self._fields[self._FIELDS.index(key)]
+            return default if value is None else value
+        return self.to_dict().get(key, default)
+
+    def __getitem__(self, key):
+        if key in self._FIELDS and self._fields[self._FIELDS.index(key)] is not None:
+            return self._fields[self._FIELDS.index(key)]
+        return self.to_dict()[key]
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def keys(self):
+        return self.to_dict().keys()
+
+    def items(self):
+        return self.to_dict().items()
+
+    def values(self):
+        return self.to_dict().values()
+
+    def __len__(self) -> int:
+        return len(self.to_dict()) if self else 0
+
+    def __bool__(self) -> bool:
+        return self.digest is not None or self.raw not in (None, b"", b"{}")
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, ImageConfig):
+            if self.digest is not None or other.digest is not None:
+                return self.digest == other.digest and self._fields == other._fields
+            return self.to_dict() == other.to_dict()
+        if isinstance(other, Mapping):
+            return self.to_dict() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # a mapping
+
+    def __reduce__(self):
+        # travels (to other processes) without its loader; ``attach`` gives it one there
+        return (_image_config, (self.raw, self.digest, self._fields))
+
+    def __repr__(self) -> str:
+        return f"ImageConfig({self.digest}, {dict(zip(self._FIELDS, self._fields))})"
+
+
+def _image_config(raw, digest, fields) -> ImageConfig:
+    return ImageConfig(raw, digest=digest, fields=fields)
+
+
+def _intern_field(value):
+    return sys.intern(value) if isinstance(value, str) and len(value) < 64 else value
+
+
+#: The config of an image row without one (schema 1, attestations, artifacts).
+EMPTY_CONFIG = ImageConfig(b"{}", {})
+
+
 @dataclass(frozen=True, slots=True)
 class ImageDetails:
     """One platform image of a tag: its manifest, config and layers (sizes in bytes)."""
@@ -203,7 +361,7 @@ class ImageDetails:
     manifest_size: int
     config_digest: str | None
     config_size: int | None
-    config: dict = field(repr=False, compare=False, hash=False)
+    config: Mapping = field(repr=False, compare=False, hash=False)
     layers: tuple[Descriptor, ...] = field(repr=False, default=())
     layer_size: int | None = None
     is_image: bool = True
@@ -211,7 +369,7 @@ class ImageDetails:
     @property
     def created(self) -> str | None:
         """The config's ``created`` string as written (RFC 3339), or None."""
-        value = self.config.get("created") if isinstance(self.config, dict) else None
+        value = self.config.get("created") if isinstance(self.config, Mapping) else None
         return value if isinstance(value, str) else None
 
     @property
@@ -221,11 +379,11 @@ class ImageDetails:
 
     @property
     def architecture(self) -> str | None:
-        return self.config.get("architecture") if isinstance(self.config, dict) else None
+        return self.config.get("architecture") if isinstance(self.config, Mapping) else None
 
     @property
     def os(self) -> str | None:
-        return self.config.get("os") if isinstance(self.config, dict) else None
+        return self.config.get("os") if isinstance(self.config, Mapping) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +419,6 @@ class TagDetails:
         return single.layer_size if single else None
 
     @property
-    def config(self) -> dict | None:
+    def config(self) -> Mapping | None:
         single = self._single()
         return single.config if single else None

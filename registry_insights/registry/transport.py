@@ -178,6 +178,11 @@ class Transport:
         with self._counts_lock:
             self.request_counts[kind] += 1
 
+    def add_counts(self, counts: dict) -> None:
+        """Add requests counted elsewhere (a copy of this client in another process)."""
+        with self._counts_lock:
+            self.request_counts.update({k: v for k, v in counts.items() if v})
+
     def _on_send(self) -> None:
         self._count(getattr(self._local, "kind", None) or "other")
 
@@ -246,8 +251,7 @@ class Transport:
         finally:
             self._local.kind = None
         self._note_rate_limit(response.headers)
-        source = "revalidated" if getattr(response, "revalidated", False) else (
-            "cache" if getattr(response, "from_cache", False) else "network")
+        source = "revalidated" if response.status_code == 304 else "network"
         self._log(method, response.url or url, response.status_code, started, source)
         return response
 
@@ -264,8 +268,7 @@ class Transport:
             if self._probed:
                 return self.scheme
             url = self.base_url + "/v2/"
-            response = self._send(self.session, "GET", url, kind="ping",
-                                  **self.cache.lookup("GET", url, None, mode=False)[1])
+            response = self._send(self.session, "GET", url, kind="ping")
             if response.status_code == 401:
                 self.auth.adopt(response)
             elif response.status_code == 404:
@@ -300,19 +303,20 @@ class Transport:
         """
         url = self.url(path_or_url)
         headers = dict(headers or {})
-        cached, options = self.cache.lookup(method, url, headers.get("Accept"), mode=cache)
-        if cached is not None:
-            self._log(method, url, cached.status_code, time.monotonic(), "cache")
-            return check_response(cached, ok)
+        found = self.cache.lookup(method, url, headers.get("Accept"), mode=cache)
+        if found.hit is not None:
+            self._log(method, url, found.hit.status_code, time.monotonic(), "cache")
+            return check_response(found.hit, ok)
         self.ping()
         for attempt in (0, 1):
             sent_at = time.monotonic()
             auth_header, key, token = self.auth.authorization(scopes)
             send_headers = dict(headers)
+            send_headers.update(found.validators)
             if auth_header:
                 send_headers["Authorization"] = auth_header
             response = self._send(self.session, method, url, kind=kind, headers=send_headers,
-                                  stream=stream, **options, **kwargs)
+                                  stream=stream, **kwargs)
             if response.status_code != 401 or attempt == 1:
                 break
             retry = self.auth.retry_scopes(response, scopes, key, token, sent_at)
@@ -323,6 +327,7 @@ class Transport:
                 break
             scopes = retry
             response.close()
+        response = self.cache.settle(found, response)
         return self._checked(response, ok)
 
     def _checked(self, response: requests.Response, ok) -> requests.Response:

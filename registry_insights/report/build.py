@@ -44,7 +44,7 @@ import base64
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape as _escape_html
 from pathlib import Path
@@ -125,6 +125,13 @@ def _iso_utc(value) -> str | None:
     return f"{text}.{fraction:09d}".rstrip("0") + "Z" if fraction else text + "Z"
 
 
+def _plain(value):
+    """A mapping (an :class:`~registry_insights.registry.models.ImageConfig`) as a dict."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return value.to_dict() if hasattr(value, "to_dict") else dict(value)
+    return value
+
+
 #: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): a cell of text
 #: starting with one of these gets a single quote in front, so it stays text.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -153,10 +160,11 @@ def csv_ready(frame: pd.DataFrame, raw: bool = False) -> pd.DataFrame:
         values = out[column]
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             out[column] = values.map(_iso_utc).astype("string")
-        elif values.dtype == object and values.map(lambda v: isinstance(v, (dict, list))).any():
+        elif values.dtype == object and values.map(
+                lambda v: isinstance(v, (Mapping, list))).any():
             out[column] = values.map(
-                lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"))
-                if isinstance(v, (dict, list)) else v
+                lambda v: json.dumps(_plain(v), sort_keys=True, separators=(",", ":"))
+                if isinstance(v, (Mapping, list)) else v
             )
         if raw:
             continue

@@ -163,9 +163,9 @@ def test_corrupt_cached_config_is_evicted_and_fetched_again(anonymous_registry, 
         config = client.tag_details(repo, "v1").images[0].config_digest
         url = f"{client.registry}/v2/{repo}/blobs/{config}"
         key = client.cache.key("GET", url, None)
-        stored = client.cache.backend.get_response(key)
-        stored._content = stored._content.replace(b"amd64", b"amd65")  # a flipped byte
-        client.cache.backend.save_response(stored, key)
+        client.cache.flush()
+        stored = client.cache.content[key]
+        client.cache.content[key] = stored.replace(b"amd64", b"amd65")  # a flipped byte
     with ri.RegistryClient(anonymous_registry.url, cache=tmp_path) as client:
         details = client.tag_details(repo, "v1")
         assert details.images[0].config["architecture"] == "amd64"

@@ -7,9 +7,10 @@ import time
 
 import pytest
 import requests
-from requests_cache import DO_NOT_CACHE, SQLiteCache
+from requests_cache import SQLiteCache
 
 from registry_insights.registry.cache import (
+    BATCH_SIZE,
     IMMUTABLE,
     MUTABLE,
     HttpCache,
@@ -58,7 +59,7 @@ def test_keys_ignore_repository_for_blobs_and_order_of_accept(tmp_path):
 
 
 def store(cache: HttpCache, url: str, body: bytes = b"{}", headers=None):
-    """Save an answer as the caching session would (a recorded 200, no network)."""
+    """Store an answer as the transport does (a recorded 200, no network), written at once."""
     from urllib3 import HTTPResponse
 
     response = requests.Response()
@@ -67,8 +68,12 @@ def store(cache: HttpCache, url: str, body: bytes = b"{}", headers=None):
     response.url = url
     response.headers.update(headers or {})
     response.raw = HTTPResponse(body=b"", status=200, request_url=url)
-    response.request = requests.Request("GET", url).prepare()
-    cache.backend.save_response(response, cache.key("GET", url, None))
+    response.request = requests.Request("GET", url, headers={"Authorization": "Bearer s3cr3t"})\
+        .prepare()
+    found = cache.lookup("GET", url, None, mode="refresh")
+    assert found.key is not None
+    assert cache.settle(found, response) is response
+    cache.flush()
 
 
 def test_invalidate_drops_every_page_of_a_tag_list_and_every_catalog(tmp_path):
@@ -80,7 +85,8 @@ def test_invalidate_drops_every_page_of_a_tag_list_and_every_catalog(tmp_path):
     for url in urls:
         store(cache, url)
     assert cache.invalidate("team/app", ["old"]) == 5
-    left = {cache.key("GET", u, None) for u in urls} & set(cache.backend.responses.keys())
+    keys = set(cache.backend.responses.keys()) | set(cache.content.keys())
+    left = {cache.key("GET", u, None) for u in urls} & keys
     assert left == {cache.key("GET", u, None) for u in urls[5:]}
 
 
@@ -88,14 +94,15 @@ def test_freshness_is_judged_against_the_current_window(tmp_path):
     url = f"{BASE}/v2/team/app/tags/list"
     cache = make_cache(tmp_path, freshness=60)
     store(cache, url)
-    assert cache.lookup("GET", url, None)[0] is not None
+    assert cache.lookup("GET", url, None).hit is not None
     # the same store read with freshness=0: asked again, although saved for 60 s
     strict = HttpCache(cache.backend, BASE, "anonymous", freshness=0)
-    hit, options = strict.lookup("GET", url, None)
-    assert hit is None and options == {"force_refresh": True}  # no validator: fetched again
+    found = strict.lookup("GET", url, None)
+    assert found.hit is None and found.validators == {}  # no validator: fetched again
+    assert found.key == cache.key("GET", url, None)  # and stored again
     store(cache, f"{BASE}/v2/team/app/manifests/v1", headers={"ETag": '"x"'})
-    hit, options = strict.lookup("GET", f"{BASE}/v2/team/app/manifests/v1", None)
-    assert hit is None and options == {"refresh": True}  # revalidated with If-None-Match
+    found = strict.lookup("GET", f"{BASE}/v2/team/app/manifests/v1", None)
+    assert found.hit is None and found.validators == {"If-None-Match": '"x"'}
 
 
 def test_immutable_answers_stay_fresh_and_modes(tmp_path):
@@ -103,11 +110,11 @@ def test_immutable_answers_stay_fresh_and_modes(tmp_path):
     url = f"{BASE}/v2/team/app/manifests/{DIGEST}"
     store(cache, url)
     time.sleep(0.01)
-    assert cache.lookup("GET", url, None)[0] is not None
-    assert cache.lookup("GET", url, None, mode=False) == (None, {"expire_after": DO_NOT_CACHE})
-    assert cache.lookup("GET", url, None, mode="refresh")[0] is None
+    assert cache.lookup("GET", url, None).hit.content == b"{}"
+    assert cache.lookup("GET", url, None, mode=False) == (None, None, None, False)
+    assert cache.lookup("GET", url, None, mode="refresh").hit is None
     cache.evict("GET", url, None)
-    assert cache.lookup("GET", url, None) == (None, {})
+    assert cache.lookup("GET", url, None).hit is None
 
 
 def test_identity_tokens_get_stores_of_their_own(tmp_path):
@@ -134,3 +141,63 @@ def test_an_unwritable_default_cache_falls_back_to_none(tmp_path, monkeypatch, c
     assert not cache.enabled and "no HTTP cache" in caplog.text
     with pytest.raises(OSError, match="--no-cache"):
         HttpCache(blocker / "cache", BASE, "anonymous")  # a directory asked for: an error
+
+
+def test_content_addressed_answers_are_bytes_without_http_metadata(tmp_path):
+    cache = make_cache(tmp_path)
+    url = f"{BASE}/v2/team/app/manifests/{DIGEST}"
+    store(cache, url, b'{"schemaVersion": 2}', {"Content-Type": "application/x.test",
+                                                "ETag": '"e"'})
+    row = cache.content[cache.key("GET", url, "whatever")]  # Accept does not matter
+    assert row == b'application/x.test\n{"schemaVersion": 2}'  # no headers, no request
+    hit = cache.lookup("GET", url, "application/vnd.oci.image.index.v1+json").hit
+    assert (hit.status_code, hit.content, hit.headers["Content-Type"]) == \
+        (200, b'{"schemaVersion": 2}', "application/x.test")
+    assert hit.from_cache
+    assert len(cache.backend.responses) == 0  # nothing in requests-cache's HTTP table
+
+
+def test_mutable_answers_are_stored_without_secrets(tmp_path):
+    cache = make_cache(tmp_path)
+    url = f"{BASE}/v2/team/app/tags/list"
+    store(cache, url)
+    for path in tmp_path.glob("*.sqlite*"):
+        assert b"s3cr3t" not in path.read_bytes()
+
+
+def test_writes_go_behind_in_batches_and_are_read_back_meanwhile(tmp_path):
+    from urllib3 import HTTPResponse
+
+    cache = make_cache(tmp_path)
+    other = HttpCache(tmp_path, BASE, "anonymous")  # another process's view of the file
+    urls = [f"{BASE}/v2/team/app/blobs/sha256:{i:064x}" for i in range(BATCH_SIZE + 5)]
+    for n, url in enumerate(urls):
+        response = requests.Response()
+        response.status_code, response._content, response.url = 200, b"%d" % n, url
+        response.raw = HTTPResponse(body=b"", status=200, request_url=url)
+        cache.settle(cache.lookup("GET", url, None), response)
+        if n == BATCH_SIZE - 2:  # held in memory: this client reads it, the file has none
+            assert cache.lookup("GET", url, None).hit.content == b"%d" % n
+            assert other.lookup("GET", url, None).hit is None
+    # the batch was written in one go when it was full; the rest waits for flush/close
+    assert other.lookup("GET", urls[BATCH_SIZE - 1], None).hit.content == b"%d" % (BATCH_SIZE - 1)
+    assert other.lookup("GET", urls[-1], None).hit is None
+    cache.close()
+    assert other.lookup("GET", urls[-1], None).hit.content == b"%d" % (len(urls) - 1)
+
+
+def test_preload_reads_in_bulk_and_serves_from_memory(tmp_path):
+    cache = make_cache(tmp_path)
+    urls = [f"{BASE}/v2/team/app/blobs/sha256:{i:064x}" for i in range(3)]
+    for url in urls:
+        store(cache, url, url.encode())
+    tags = f"{BASE}/v2/team/app/tags/list"
+    store(cache, tags)
+    fresh = make_cache(tmp_path)
+    assert fresh.preload([(u, None) for u in urls] + [(tags, None), (f"{BASE}/v2/x/tags/list",
+                                                                      None)]) == 4
+    fresh.content.bulk_delete(list(fresh.content.keys()))  # served from memory now
+    assert fresh.lookup("GET", urls[1], None).hit.content == urls[1].encode()
+    assert fresh.lookup("GET", tags, None).hit is not None
+    fresh.release()
+    assert fresh.lookup("GET", urls[1], None).hit is None
