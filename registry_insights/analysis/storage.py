@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from ..frames.schema import BLOBS_SCHEMA, SUMMARY_SCHEMA, coerce, empty, image_rows
+from ..frames.schema import BLOBS_SCHEMA, SUMMARY_SCHEMA, coerce, empty, tag_rows
 from ..registry import mediatypes as mt
 
 #: The ``repository`` label of the registry-wide row of :func:`storage_summary`.
@@ -26,7 +26,9 @@ def referenced_blobs(tags: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     """Every blob each repository references, once per (repository, digest).
 
     Built from the tags frame (indexes, platform manifests, configs) and the layers frame.
-    Attestations count only if the frames were built with ``attestations=True``.
+    Attestations and nested indexes count only if the frames were built with
+    ``attestations=True``. Foreign layers (``foreign``: the registry does not store them) are
+    left out.
 
     Returns
     -------
@@ -47,6 +49,8 @@ def referenced_blobs(tags: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
         parts.append(pd.DataFrame({"repository": cfg["repository"],
                                    "digest": cfg["config_digest"], "kind": "config",
                                    "size": cfg["config_size"]}))
+    if len(layers) and "foreign" in layers.columns:
+        layers = layers[~layers["foreign"].fillna(False).astype(bool)]
     if len(layers):
         parts.append(pd.DataFrame({"repository": layers["repository"],
                                    "digest": layers["layer_digest"], "kind": "layer",
@@ -57,6 +61,16 @@ def referenced_blobs(tags: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     blobs = coerce(pd.concat(parts, ignore_index=True), BLOBS_SCHEMA)
     blobs = blobs[blobs["digest"].notna()]
     return blobs.drop_duplicates(["repository", "digest"]).reset_index(drop=True)
+
+
+def _foreign(layers: pd.DataFrame) -> pd.DataFrame:
+    """(repository, digest, size) of the foreign layers, once per repository and digest."""
+    if not len(layers) or "foreign" not in layers.columns:
+        return pd.DataFrame({"repository": [], "digest": [], "size": []})
+    rows = layers[layers["foreign"].fillna(False).astype(bool)]
+    out = pd.DataFrame({"repository": rows["repository"], "digest": rows["layer_digest"],
+                        "size": rows["size"].fillna(0).astype("int64")})
+    return out.drop_duplicates(["repository", "digest"])
 
 
 def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
@@ -86,10 +100,16 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
           on the total row, exclusive sums the repositories' and shared counts each blob
           referenced by two or more repositories once, so they add up to ``unique_bytes``;
         - ``layer_bytes``, ``config_bytes``, ``manifest_bytes`` (indexes included): the
-          unique bytes by kind.
+          unique bytes by kind;
+        - ``foreign_bytes``: distinct foreign layers the repository's manifests name (Docker
+          foreign layers, OCI non-distributable ones, descriptors with ``urls``): fetched from
+          elsewhere, never stored by the registry, so not in any figure above.
+
+        Tags and logical bytes count image rows, and artifact tags (Helm charts, SBOMs,
+        signatures) by their own rows (:func:`tag_rows`).
     """
     blobs = referenced_blobs(tags, layers)
-    images = image_rows(tags)
+    images = tag_rows(tags)
     names = set(blobs["repository"].dropna()) | set(images["repository"].dropna())
     names = sorted(names | set(repositories or ()))
     users = blobs.groupby("digest")["repository"].transform("nunique")
@@ -109,7 +129,11 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
         logical_bytes=("layer_size", "sum"),
     ) if len(images) else pd.DataFrame(columns=["tags", "manifests", "logical_bytes"])
     per_repo = pd.DataFrame(index=pd.Index(names, name="repository"))
-    per_repo = per_repo.join(counts).join(by_repo).fillna(0).reset_index()
+    foreign = _foreign(layers)
+    per_repo = per_repo.join(counts).join(by_repo).join(
+        foreign.groupby("repository")["size"].sum().rename("foreign_bytes")
+        if len(foreign) else pd.Series(dtype="int64", name="foreign_bytes"),
+    ).fillna(0).reset_index()
     per_repo["shared_bytes"] = per_repo["unique_bytes"] - per_repo["exclusive_bytes"]
     per_repo = coerce(per_repo, SUMMARY_SCHEMA)[list(SUMMARY_SCHEMA)]
     per_repo = per_repo.sort_values(["unique_bytes", "repository"], ascending=[False, True])
@@ -125,6 +149,8 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
         "layer_bytes": int(distinct["layer_bytes"].sum()),
         "config_bytes": int(distinct["config_bytes"].sum()),
         "manifest_bytes": int(distinct["manifest_bytes"].sum()),
+        "foreign_bytes": int(foreign.drop_duplicates("digest")["size"].sum())
+        if len(foreign) else 0,
     }
     out = pd.concat([per_repo, coerce(pd.DataFrame([total]), SUMMARY_SCHEMA)],
                     ignore_index=True)

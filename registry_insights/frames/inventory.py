@@ -7,29 +7,54 @@ the client's HTTP cache (a second walk is answered from it).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..errors import NotFound
 from ..registry.client import RegistryClient
 from ..registry.models import TagDetails
-from .schema import LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty
+from ..registry.walk import ReadError
+from .schema import ERRORS_SCHEMA, LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty
+
+log = logging.getLogger("registry_insights")
 
 
 @dataclass
 class Inventory:
-    """The result of one walk: the repositories listed and every tag's details."""
+    """The result of one walk: the repositories listed, every readable tag's details and
+    what could not be read (:attr:`errors`)."""
 
     registry: str
     repositories: list[str]
     details: list[TagDetails] = field(repr=False)
+    read_errors: list[ReadError] = field(default_factory=list, repr=False)
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """What the walk could not read, one row each (:data:`~registry_insights.frames.
+        schema.ERRORS_SCHEMA`: registry, repository, tag, reference, status, code,
+        message); empty when everything was read."""
+        if not self.read_errors:
+            return empty(ERRORS_SCHEMA)
+        return coerce(pd.DataFrame([{"registry": self.registry, **vars(e)}
+                                    for e in self.read_errors]), ERRORS_SCHEMA)
+
+    @property
+    def unread_tags(self) -> int:
+        """Distinct tags that could not be read, or only in part."""
+        return len({(e.repository, e.tag) for e in self.read_errors if e.tag is not None})
 
     def _images(self, attestations: bool):
+        """(details, row) pairs: image rows, a tag's own non-image manifest (artifacts,
+        accessories), and with ``attestations`` every non-image row inside an index too."""
         for d in self.details:
             yield from ((d, image) for image in d.images)
-            if attestations:
-                yield from ((d, image) for image in d.others)
+            for other in d.others:
+                if attestations or other.parent_digest is None:
+                    yield d, other
 
     def tags(self, attestations: bool = False) -> pd.DataFrame:
         """The tags frame (:data:`~registry_insights.schema.TAGS_SCHEMA`)."""
@@ -40,8 +65,9 @@ class Inventory:
                 self.registry, d.repository, d.tag, d.digest, d.media_type, d.size,
                 image.platform, image.manifest_digest, image.manifest_media_type,
                 image.manifest_size, image.config_digest, image.config_size, image.created,
-                image.layer_size, len(image.layers), config.get("architecture"),
-                config.get("os"), config.get("variant"), image.is_image, image.config,
+                image.layer_size, len(image.layers), image.architecture, image.os,
+                image.variant, image.is_image, config, image.artifact_type, image.subject,
+                image.parent_digest, d.complete,
             )
             for column, value in zip(columns.values(), values):
                 column.append(value)
@@ -63,6 +89,7 @@ class Inventory:
             columns["media_type"].extend(layer.media_type for layer in image.layers)
             columns["position"].extend(range(n))
             columns["is_image"].extend([image.is_image] * n)
+            columns["foreign"].extend(layer.is_foreign for layer in image.layers)
         return coerce(pd.DataFrame(columns), LAYERS_SCHEMA) if columns["tag"] else empty(
             LAYERS_SCHEMA)
 
@@ -70,6 +97,13 @@ class Inventory:
 def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None = None,
               progress: bool | None = None) -> Inventory:
     """Walk the registry once and keep every tag's details.
+
+    One unreadable tag never sinks the walk: a tag whose manifest (or a platform manifest, or
+    a config) is gone or corrupt, or a repository the catalog lists that answers
+    ``NAME_UNKNOWN``, is recorded in :attr:`Inventory.errors` (and a warning is logged); the
+    rest completes. A tag whose index could be read only in part keeps the rows that could be
+    read, with ``complete`` False. Failures of the whole identity (401, 403, the registry down)
+    raise.
 
     Parameters
     ----------
@@ -80,10 +114,30 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
     """
     repos = sorted(set(repositories)) if repositories is not None else client.repositories()
     client.plan_repositories(repos)
-    tag_lists = client.map(client.tags, repos, progress, "tag lists" if len(repos) > 20 else "")
-    pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists) for tag in tags]
-    details = client.details_many(pairs, progress=progress)
-    return Inventory(client.registry, repos, details)
+    errors: list[ReadError] = []
+
+    def tags_of(repository: str):
+        try:
+            return client.tags(repository)
+        except NotFound as exc:  # NAME_UNKNOWN: listed by the catalog, yet no repository
+            return ReadError.of(repository, None, None, exc)
+
+    tag_lists = client.map(tags_of, repos, progress, "tag lists" if len(repos) > 20 else "")
+    errors.extend(t for t in tag_lists if isinstance(t, ReadError))
+    pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists)
+             if not isinstance(tags, ReadError) for tag in tags]
+    details = client.details_many(pairs, progress=progress, errors=errors)
+    inventory = Inventory(client.registry, repos, details, errors)
+    if errors:
+        shown = "; ".join(
+            f"{e.repository}{':' + e.tag if e.tag else ''}"
+            f"{' @' + e.reference if e.reference and e.reference != e.tag else ''}"
+            f" ({e.code or e.status})" for e in errors[:5])
+        log.warning("%d tag(s) and %d repositor(y/ies) of %s could not be read, and are left "
+                    "out (Inventory.errors lists them): %s%s", inventory.unread_tags,
+                    sum(e.tag is None for e in errors), client.registry, shown,
+                    " ..." if len(errors) > 5 else "")
+    return inventory
 
 
 def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None,
@@ -94,8 +148,12 @@ def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None
     of that manifest), platform (``os/architecture[/variant]``), manifest_digest (the platform's
     own manifest), manifest_media_type, manifest_size, config_digest, config_size, created_at
     (``datetime64[ns, UTC]``, NaT when missing or unparseable), layer_size (``Int64`` bytes,
-    compressed), layer_count, architecture, os, variant, is_image, config (dict).
-    Attestations (``unknown/unknown`` index entries) only with ``attestations=True``.
+    compressed), layer_count, architecture, os, variant, is_image, config (dict),
+    artifact_type, subject, parent_digest, complete.
+    Non-image entries inside an index (attestations, ``unknown/unknown``, nested indexes) only
+    with ``attestations=True``; a tag's own artifact (Helm chart, SBOM, signature) always,
+    with ``is_image`` False. Tags that could not be read are left out (see
+    :func:`fetch_inventory`).
 
     Raises
     ------

@@ -385,8 +385,16 @@ def test_timestamp_without_zone_taken_as_utc():
                                                               tzinfo=timezone.utc)
 
 
-def test_go_zero_time():
-    assert parse_timestamp("0001-01-01T00:00:00Z") == datetime(1, 1, 1, tzinfo=timezone.utc)
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "1677-09-21T00:12:43Z",
+                                   "2262-04-12T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_times_outside_the_frames_range_are_unknown(value):
+    # Go's zero time (cosign, crane append) and anything datetime64[ns] cannot hold
+    assert parse_timestamp(value) is None
+
+
+def test_times_at_the_edges_of_the_range_are_kept():
+    assert parse_timestamp("1677-09-22T00:00:00Z") == datetime(1677, 9, 22, tzinfo=timezone.utc)
+    assert parse_timestamp("2262-04-10T00:00:00Z") == datetime(2262, 4, 10, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize("value", [None, "", "   ", "yesterday", "2024-13-01T00:00:00Z",
