@@ -279,6 +279,7 @@ def _expand(client: RegistryClient, repository: str, index: Manifest, children: 
             missing.append((entry.digest, child or NotFound(
                 f"{repository}@{entry.digest} was not read", status=404,
                 code="MANIFEST_UNKNOWN")))
+            rows.append(_unread_row(entry, subject, index.digest))
             continue
         if child.is_index:
             if child.digest in path:
@@ -296,4 +297,14 @@ def _expand(client: RegistryClient, repository: str, index: Manifest, children: 
                                           index.digest))
             except TAG_ERRORS as exc:
                 missing.append((entry.digest, exc))
+                rows.append(_unread_row(entry, subject, index.digest))
     return rows
+
+
+def _unread_row(entry: Descriptor, subject: str | None, parent: str) -> ImageDetails:
+    """A listed manifest that could not be read, as its index describes it (digest, media
+    type, size): the garbage collection keeps the blobs an index lists, so storage counts
+    it; never an image row."""
+    return ImageDetails(platform_of(entry, {}), entry.digest, entry.media_type,
+                        entry.size or 0, None, None, {}, (), None, False, entry.artifact_type,
+                        subject, parent)

@@ -9,8 +9,9 @@ indexes (one with a buildkit-style attestation); several tags per digest (``late
 timestamps; one repository whose every tag was deleted (it stays in the catalog with
 ``"tags": null``); signed images with their cosign ``.sig`` tags, an SBOM behind a referrers
 fallback tag, an index listing an index (``linux/arm64/v8`` and ``linux/arm`` spellings), a
-Windows image with a 100 MiB foreign base layer (never stored) and Helm charts. Layers are real gzip-compressed tar files of random bytes, so compressed sizes
-are honest. The stored total stays under about 100 MB.
+Windows image with a 100 MiB foreign base layer (never stored) and Helm charts. Layers are
+real gzip-compressed tar files of random bytes, so compressed sizes are honest. The stored
+total stays under about 100 MB.
 
 >>> with DemoRegistry() as demo:                 # doctest: +SKIP
 ...     client = demo.client()
