@@ -303,7 +303,9 @@ def utc_ns(values: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
     else:
         parsed = pd.to_datetime(values, utc=True)
-    if str(parsed.dtype) != UTC_NS:
+    if not isinstance(parsed.dtype, pd.DatetimeTZDtype):  # all NaT on pandas 2.1: naive
+        parsed = parsed.dt.tz_localize("UTC")
+    if str(parsed.dtype) != UTC_NS:  # another unit (pandas 3): may hold what ns cannot
         parsed = parsed.where((parsed >= _EARLIEST) & (parsed <= _LATEST))
     return parsed.astype(UTC_NS)
 

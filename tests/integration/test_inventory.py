@@ -9,8 +9,8 @@ import pytest
 import registry_insights as ri
 from registry_insights.analysis.storage import TOTAL, storage_summary
 from registry_insights.frames.schema import LAYERS_SCHEMA, TAGS_SCHEMA, empty
-from registry_insights.report.build import write_report
 from registry_insights.registry import mediatypes as mt
+from registry_insights.report.build import write_report
 from registry_insights.testing.demo import (
     CHART_REPOSITORY,
     EMPTY_REPOSITORY,
