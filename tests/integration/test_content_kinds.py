@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import registry_insights as ri
 from registry_insights.analysis.storage import TOTAL, storage_summary
+from registry_insights.cli import main
 from registry_insights.frames.schema import ERRORS_SCHEMA, TAGS_SCHEMA
 from registry_insights.registry import mediatypes as mt
 from registry_insights.registry.names import sha256_digest
@@ -52,7 +53,8 @@ def push_with_config(client, repository, tag, config: dict) -> str:
     return client.put_manifest(repository, tag, manifest, mt.OCI_MANIFEST)
 
 
-def test_anonymous_one_unreadable_tag_never_sinks_the_walk(make_registry, caplog):
+def test_anonymous_one_unreadable_tag_never_sinks_the_walk(make_registry, caplog, capsys,
+                                                           tmp_path):
     handle = make_registry("anonymous")
     server = handle.server
     repo = "iso/app"
@@ -101,6 +103,13 @@ def test_anonymous_one_unreadable_tag_never_sinks_the_walk(make_registry, caplog
         # one tag asked for alone still raises
         with pytest.raises(ri.NotFound):
             client.tag_details(repo, "gone")
+    # the report and the CLI say what could not be read
+    assert main(["report", handle.url, "--no-cache", "-o", str(tmp_path / "report")]) == 0
+    assert "note: 2 tag(s) and 1 repositor(y/ies) could not be read" in capsys.readouterr().err
+    unread = pd.read_csv(tmp_path / "report" / "errors.csv")
+    assert len(unread) == 4 and set(unread["code"]) == {"MANIFEST_UNKNOWN", "NAME_UNKNOWN"}
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert 'id="could-not-read"' in page and '<strong id="unread-tags">2</strong>' in page
 
 
 def test_basic_wrong_password_still_raises(basic_registry):
