@@ -100,8 +100,9 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
 
     One unreadable tag never sinks the walk: a tag whose manifest (or a platform manifest, or
     a config) is gone or corrupt, or a repository the catalog lists that answers
-    ``NAME_UNKNOWN``, is recorded in :attr:`Inventory.errors` (and a warning is logged); the
-    rest completes. A tag whose index could be read only in part keeps the rows that could be
+    ``NAME_UNKNOWN`` (a repository named in ``repositories`` that does not exist raises
+    :class:`~registry_insights.errors.NotFound`), is recorded in :attr:`Inventory.errors`
+    (and a warning is logged); the rest completes. A tag whose index could be read only in part keeps the rows that could be
     read, with ``complete`` False. Failures of the whole identity (401, 403, the registry down)
     raise.
 
@@ -120,6 +121,8 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
         try:
             return client.tags(repository)
         except NotFound as exc:  # NAME_UNKNOWN: listed by the catalog, yet no repository
+            if repositories is not None:
+                raise  # named by the caller: a mistake to say, not a registry's quirk
             return ReadError.of(repository, None, None, exc)
 
     tag_lists = client.map(tags_of, repos, progress, "tag lists" if len(repos) > 20 else "")

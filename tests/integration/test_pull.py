@@ -349,7 +349,8 @@ def test_a_temporary_file_swept_before_its_lock_is_replaced(tmp_path, monkeypatc
     assert [p.name for p in root.iterdir() if p.name.endswith(TEMP_SUFFIX)] == []
 
 
-def test_demo_nested_index_platform_spellings_and_foreign_layers(demo_registry, tmp_path):
+def test_demo_nested_index_platform_spellings_and_foreign_layers(demo_registry,
+                                                                 anonymous_registry, tmp_path):
     """The demo's index listing an index, its ``linux/arm64/v8`` and ``linux/arm`` entries,
     and an OCI image with a non-distributable layer (its ``urls`` point elsewhere)."""
     from registry_insights.testing.demo import SUPPLY_REPOSITORY as repo
@@ -379,17 +380,17 @@ def test_demo_nested_index_platform_spellings_and_foreign_layers(demo_registry, 
         names = {p.name for p in (whole / "blobs" / "sha256").iterdir()}
         assert {top.digest[7:], inner.digest[7:], arm64.digest[7:], armv7.digest[7:]} <= names
         # foreign layers are not fetched (the registry does not hold them), Docker and OCI
-        fleet = FleetBuilder(client, 3)
-        fleet.foreign_image("pull/foreign", "oci", [fleet.layer(5_000, "foreign-oci")],
-                            "2026-02-01T00:00:00Z", foreign_size=1 << 20, oci=True)
-        for tag in ("oci",):
-            layout = tmp_path / f"foreign-{tag}"
-            client.pull("pull/foreign", tag, layout, progress=False)
-            check_layout(layout)
-            manifest = client.manifest("pull/foreign", tag)
-            held = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
-            assert manifest.layers[0].is_foreign and manifest.layers[0].digest[7:] not in held
-            assert manifest.layers[1].digest[7:] in held
         layout = tmp_path / "windows"
         client.pull(repo, "windows", layout, platform="windows/amd64", progress=False)
         check_layout(layout)
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        fleet = FleetBuilder(client, 3)
+        fleet.foreign_image("pull/foreign", "oci", [fleet.layer(5_000, "foreign-oci")],
+                            "2026-02-01T00:00:00Z", foreign_size=1 << 20, oci=True)
+        layout = tmp_path / "foreign-oci"
+        client.pull("pull/foreign", "oci", layout, progress=False)
+        check_layout(layout)
+        manifest = client.manifest("pull/foreign", "oci")
+        held = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
+        assert manifest.layers[0].is_foreign and manifest.layers[0].digest[7:] not in held
+        assert manifest.layers[1].digest[7:] in held
