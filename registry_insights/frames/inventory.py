@@ -102,9 +102,9 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
     a config) is gone or corrupt, or a repository the catalog lists that answers
     ``NAME_UNKNOWN`` (a repository named in ``repositories`` that does not exist raises
     :class:`~registry_insights.errors.NotFound`), is recorded in :attr:`Inventory.errors`
-    (and a warning is logged); the rest completes. A tag whose index could be read only in part keeps the rows that could be
-    read, with ``complete`` False. Failures of the whole identity (401, 403, the registry down)
-    raise.
+    (and a warning is logged); the rest completes. A tag whose index could be read only in
+    part keeps the rows that could be read, with ``complete`` False. Failures of the whole
+    identity (401, 403, the registry down) raise.
 
     Parameters
     ----------
