@@ -380,7 +380,7 @@ def seed(client: RegistryClient, seed: int = 7, progress: bool | None = None
         One per (repository, tag, platform): digest the tag points to, platform manifest
         digest, config digest, ``created`` as written, layer bytes (compressed).
     """
-    bar = progress_bar(len(APPS) + 2, "seeding", progress, unit="repository")
+    bar = progress_bar(len(APPS) + 3, "seeding", progress, unit="repository")
     try:
         return _seed(client, seed, bar)
     finally:
@@ -482,6 +482,7 @@ def _seed(client: RegistryClient, seed: int, bar) -> list[SeededImage]:
     for n, version in enumerate(("0.1.0", "0.2.0", "0.3.0", "1.0.0")):
         fleet.helm_chart(CHART_REPOSITORY, "storefront", version,
                          _timestamp(ANCHOR - timedelta(days=200 - 60 * n), 0))
+    bar.update(1)
 
     # a repository whose every tag was deleted: same bytes as a live image, so nothing extra
     # stays on disk; it remains in the catalog with "tags": null
