@@ -50,13 +50,17 @@ class Platform:
                    text_field(data.get("variant")))
 
     def normalized(self) -> Platform:
-        """The platform as containerd normalises it (``platforms.Normalize``): lower case;
+        """The platform as containerd normalises it (``platforms.Normalize``):
         ``x86_64``/``x86-64`` = ``amd64`` (variant ``v1`` dropped); ``aarch64`` = ``arm64`` and
         ``arm64/v8`` = ``arm64``; ``armhf`` = ``arm/v7``, ``armel`` = ``arm/v6``, ``arm`` =
-        ``arm/v7``, variants ``7`` = ``v7``; ``i386`` = ``386``."""
-        os_ = self.os.lower()
+        ``arm/v7``, variant ``7`` = ``v7``; ``i386`` = ``386``; known names in lower case.
+        Values it does not know are kept as written."""
+        os_ = self.os.lower() if self.os.lower() in _KNOWN_OS else self.os
+        os_ = "darwin" if os_ == "macos" else os_
         arch = self.architecture.lower()
-        variant = (self.variant or "").lower() or None
+        variant = self.variant
+        if variant is not None and _VARIANT.fullmatch(variant):
+            variant = variant.lower()
         if arch in ("x86_64", "x86-64", "amd64"):
             arch = "amd64"
             variant = None if variant == "v1" else variant
@@ -74,9 +78,17 @@ class Platform:
                 variant = "v" + variant
         elif arch in ("i386", "i686", "x86"):
             arch = "386"
-        if os_ == "macos":
-            os_ = "darwin"
+        elif arch not in _KNOWN_ARCH:
+            arch = self.architecture  # not a name containerd knows: as written
         return Platform(os_, arch, variant)
+
+
+_KNOWN_OS = frozenset({"linux", "windows", "darwin", "macos", "freebsd", "netbsd", "openbsd",
+                       "solaris", "illumos", "aix", "plan9", "js", "wasip1", "unknown"})
+_KNOWN_ARCH = frozenset({"386", "amd64", "arm", "arm64", "ppc64le", "ppc64", "s390x",
+                         "riscv64", "mips64le", "mips64", "mipsle", "mips", "loong64", "wasm",
+                         "unknown"})
+_VARIANT = re.compile(r"[vV]?\d+")
 
 
 def text_field(value) -> str | None:
