@@ -66,7 +66,9 @@ class Inventory:
                 image.platform, image.manifest_digest, image.manifest_media_type,
                 image.manifest_size, image.config_digest, image.config_size, image.created,
                 image.layer_size, len(image.layers), image.architecture, image.os,
-                image.variant, image.is_image, config, image.artifact_type, image.subject,
+                image.variant, image.is_image,
+                config if config or image.config_digest else None,  # an index has no config
+                image.artifact_type, image.subject,
                 image.parent_digest, d.complete,
             )
             for column, value in zip(columns.values(), values):
