@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..frames.schema import BLOBS_SCHEMA, RECLAIM_SCHEMA, coerce, empty, image_rows
+from ..frames.schema import BLOBS_SCHEMA, RECLAIM_SCHEMA, coerce, empty, tag_rows
 from ..registry import mediatypes as mt
 from ..registry.delete_plan import plan_deletes
 from .retention import DELETE
@@ -60,16 +60,25 @@ def repository_graphs(tags: pd.DataFrame) -> dict[str, tuple[dict[str, str], dic
     if not len(tags):
         return graphs
     is_index = tags["media_type"].isin(list(mt.INDEXES)).fillna(False).tolist()
-    for repo, name, top, kid, index in zip(
+    for repo, name, top, kid, index, parent in zip(
             _text(tags["repository"]), _text(tags["tag"]), _text(tags["digest"]),
-            _text(tags["manifest_digest"]), is_index):
+            _text(tags["manifest_digest"]), is_index, _parents(tags)):
         if repo is None or name is None or not top:
             continue
         tag_map, children = graphs.setdefault(repo, ({}, {}))
         tag_map[name] = top
-        if index and kid:
-            children.setdefault(top, set()).add(kid)
+        parent = parent or (top if index else None)
+        if parent and kid and kid != parent:
+            children.setdefault(parent, set()).add(kid)
     return graphs
+
+
+def _parents(tags: pd.DataFrame) -> list:
+    """``parent_digest`` per row (None for a tag's own manifest, or when the column is
+    missing: one level of index then)."""
+    if "parent_digest" not in tags.columns:
+        return [None] * len(tags)
+    return _text(tags["parent_digest"])
 
 
 def deleted_manifests(tags: pd.DataFrame, plan: pd.DataFrame,
@@ -113,15 +122,21 @@ def freed_blobs(tags: pd.DataFrame, layers: pd.DataFrame, plan: pd.DataFrame,
     is_index = tags["media_type"].isin(list(mt.INDEXES)).fillna(False).tolist()
     refs: dict[str, set[str]] = {}  # manifest digest -> blobs its revision marks
     revisions: set[tuple[str, str]] = set()
-    for repo, top, kid, config, index in zip(repos, tops, kids, configs, is_index):
+    for repo, top, kid, config, index, parent in zip(repos, tops, kids, configs, is_index,
+                                                     _parents(tags)):
         if index and top:
             revisions.add((repo, top))
-            refs.setdefault(top, set()).update([kid] if kid else [])
+            refs.setdefault(top, set())
+        parent = parent or (top if index else None)
+        if parent and kid and kid != parent:
+            refs.setdefault(parent, set()).add(kid)
         if kid:
             revisions.add((repo, kid))
             refs.setdefault(kid, set())
             if config:
                 refs[kid].add(config)
+    if len(layers) and "foreign" in layers.columns:
+        layers = layers[~layers["foreign"].fillna(False).astype(bool)]
     if len(layers):
         for kid, layer in zip(_text(layers["manifest_digest"]), _text(layers["layer_digest"])):
             if kid and layer:
@@ -169,7 +184,7 @@ def reclaimable(tags: pd.DataFrame, layers: pd.DataFrame, plan: pd.DataFrame,
     freed = freed_blobs(tags, layers, plan, children)
     doomed = deleted_manifests(tags, plan, children)
     gone_tags = _deleted_tags(plan)
-    images = image_rows(tags)
+    images = tag_rows(tags)
     names = set(_text(tags["repository"])) | {r for r, _t in gone_tags}
     freed = freed.assign(kind_group=freed["kind"].replace({"index": "manifest"}))
     pairs = list(zip(_text(images["repository"]), _text(images["tag"])))

@@ -17,7 +17,7 @@ import pandas as pd
 import regex
 
 from ..errors import InvalidValue
-from ..frames.schema import EARLIEST_KNOWN, PLAN_SCHEMA, UTC_NS, coerce, empty, image_rows, utc
+from ..frames.schema import EARLIEST_KNOWN, PLAN_SCHEMA, UTC_NS, coerce, empty, tag_rows, utc
 
 KEEP = "keep"
 DELETE = "delete"
@@ -136,16 +136,17 @@ def _cutoff(now, age: pd.Timedelta) -> pd.Timestamp:
 
 def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
     """The tags frame with one row per (repository, tag): the image rows' platforms joined,
-    ``created_at`` the newest, ``layer_size`` summed (attestation rows are left out)."""
-    frame = tags
-    if "is_image" in frame.columns and len(frame):
-        frame = image_rows(frame)
+    ``created_at`` the newest, ``layer_size`` summed (attestation rows are left out; a tag
+    without image rows, an artifact, stands by its own rows)."""
+    frame = tag_rows(tags)
     if not len(frame):
         return empty(PLAN_SCHEMA).drop(columns=["rank", "action", "reason"])
     frame = frame.copy()
-    for column in ("registry", "media_type", "platform", "layer_size"):
+    for column in ("registry", "media_type", "platform", "layer_size", "subject"):
         if column not in frame.columns:
             frame[column] = pd.NA
+    if "complete" not in frame.columns:
+        frame["complete"] = True
     frame["created_at"] = coerce(frame[["created_at"]], {"created_at": UTC_NS})["created_at"]\
         .to_numpy()
     grouped = frame.groupby(["repository", "tag"], sort=True, dropna=False)
@@ -156,6 +157,8 @@ def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
         platforms=("platform", lambda s: ",".join(sorted({str(p) for p in s.dropna()}))),
         created_at=("created_at", "max"),
         layer_size=("layer_size", lambda s: s.sum(min_count=1)),
+        subject=("subject", "first"),
+        complete=("complete", lambda s: bool(s.fillna(True).all())),
     ).reset_index()
     return coerce(out, {k: v for k, v in PLAN_SCHEMA.items()
                         if k not in ("rank", "action", "reason")})
@@ -186,6 +189,13 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     6. A digest that any kept tag of the repository points to is never deleted: its other
        tags are kept too (reason ``"digest shared with kept tag X"``). Deleting a manifest
        deletes every tag on it, so this is what keeps kept tags alive.
+    7. Accessories (``subject`` set: cosign/notation ``sha256-<hex>.sig``/``.att``/``.sbom``
+       tags, referrers fallback tags, manifests with a ``subject``) are not ranked and not
+       aged on their own (only ``protect`` and ``keep_regex`` apply to them): one is deleted
+       exactly when every tag of the repository on its subject (as a tag's digest or as one of
+       its platform manifests) is deleted, and kept otherwise, or when no tag holds it.
+    8. A tag that could be read only in part (``complete`` False) is kept: retention never
+       plans from rows it could not read.
 
     Parameters
     ----------
@@ -244,14 +254,21 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     digests = plan["digest"].astype(object).where(plan["digest"].notna(), None).tolist()
     created = list(plan["created_at"])
     known = [not pd.isna(c) and c >= EARLIEST_KNOWN for c in created]
+    subjects = [None if pd.isna(v) else str(v) for v in plan["subject"]]
+    complete = plan["complete"].fillna(True).astype(bool).tolist()
 
     candidates: list[int] = []
+    accessories: list[int] = []
     for i in range(n):
         tag = names[i]
         if tag in protected:
             action[i], reason[i] = KEEP, "protected tag"
         elif keep_re is not None and keep_re.fullmatch(tag):
             action[i], reason[i] = KEEP, f"matches keep_regex {keep_re.pattern!r}"
+        elif not complete[i]:
+            action[i], reason[i] = KEEP, "could not be read completely: never planned"
+        elif subjects[i] is not None:
+            accessories.append(i)
         elif delete_re is not None and not delete_re.fullmatch(tag):
             action[i], reason[i] = KEEP, f"does not match delete_regex {delete_re.pattern!r}"
         elif not any_rule:
@@ -294,19 +311,68 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
             parts.append(f"matches delete_regex {delete_re.pattern!r}")
         action[i], reason[i] = DELETE, "; ".join(parts)
 
-    kept_by: dict[tuple[str, str], str] = {}
-    for i in range(n):
-        if action[i] == KEEP and digests[i] is not None:
-            kept_by.setdefault((repos[i], digests[i]), names[i])
-    for i in range(n):
-        holder = kept_by.get((repos[i], digests[i])) if digests[i] is not None else None
-        if action[i] == DELETE and holder is not None:
-            action[i], reason[i] = KEEP, f"digest shared with kept tag {holder}"
+    _keep_shared_digests(action, reason, repos, names, digests)
+    if accessories:
+        _follow_subjects(tags, accessories, action, reason, repos, names, digests, subjects)
+        _keep_shared_digests(action, reason, repos, names, digests)
 
     out = plan.assign(rank=pd.array(rank, dtype="Int64"), action=action, reason=reason)
     out = out.sort_values(["repository", "created_at", "tag"], ascending=[True, False, True],
                           na_position="last", kind="stable")
     return coerce(out, PLAN_SCHEMA)
+
+
+def _keep_shared_digests(action, reason, repos, names, digests) -> None:
+    """Rule 6: a digest any kept tag points to is not deleted (its other tags are kept)."""
+    kept_by: dict[tuple[str, str], str] = {}
+    for i in range(len(action)):
+        if action[i] == KEEP and digests[i] is not None:
+            kept_by.setdefault((repos[i], digests[i]), names[i])
+    for i in range(len(action)):
+        holder = kept_by.get((repos[i], digests[i])) if digests[i] is not None else None
+        if action[i] == DELETE and holder is not None:
+            action[i], reason[i] = KEEP, f"digest shared with kept tag {holder}"
+
+
+def _follow_subjects(tags, accessories, action, reason, repos, names, digests,
+                     subjects) -> None:
+    """Rule 7: each accessory takes the fate of the tags holding its subject (its digest,
+    or one of their platform manifests); accessories of accessories follow in turn."""
+    holders: dict[tuple[str, str], set[int]] = {}
+    row_of = {(r, t): i for i, (r, t) in enumerate(zip(repos, names))}
+    for i, digest in enumerate(digests):
+        if digest is not None:
+            holders.setdefault((repos[i], digest), set()).add(i)
+    if "manifest_digest" in tags.columns and len(tags):
+        for repo, tag, kid in zip(tags["repository"], tags["tag"], tags["manifest_digest"]):
+            i = row_of.get((str(repo), str(tag)))
+            if i is not None and not pd.isna(kid):
+                holders.setdefault((repos[i], str(kid)), set()).add(i)
+    pending = list(accessories)
+    for _round in range(len(pending) + 1):
+        waiting = []
+        for i in pending:
+            held = sorted(h for h in holders.get((repos[i], subjects[i]), ()) if h != i)
+            if any(action[h] is None for h in held):
+                waiting.append(i)  # its subject is itself an accessory not yet decided
+                continue
+            short = subjects[i][:19]
+            if not held:
+                action[i], reason[i] = KEEP, (f"accessory of {short}, which no tag here "
+                                              "holds: left alone")
+            elif all(action[h] == DELETE for h in held):
+                action[i], reason[i] = DELETE, (f"accessory of {short}, deleted with tag "
+                                                f"{names[held[0]]}")
+            else:
+                keeper = next(names[h] for h in held if action[h] == KEEP)
+                action[i], reason[i] = KEEP, f"accessory of {short}, kept with tag {keeper}"
+        if len(waiting) == len(pending):
+            for i in waiting:  # accessories of each other: nothing decides them
+                action[i], reason[i] = KEEP, f"accessory of {subjects[i][:19]}: left alone"
+            break
+        pending = waiting
+        if not pending:
+            break
 
 
 def deletions(plan: pd.DataFrame) -> list[tuple[str, str, str | None]]:

@@ -124,6 +124,7 @@ def growth(tags: pd.DataFrame, layers: pd.DataFrame, freq: str = "MS") -> pd.Dat
     offset = to_offset(freq)
     tags = coerce(tags, TAGS_SCHEMA)
     layers = coerce(layers, LAYERS_SCHEMA)
+    layers = layers[~layers["foreign"].fillna(False).astype(bool)]  # never stored
     images = image_mask(tags)
     row_date = _row_dates(tags, images)
 

@@ -97,7 +97,8 @@ def cleanup(args, out) -> int:
     with connect(args, target, freshness=0.0) as client:
         with out.phase(f"reading {client.registry}", after=0):
             planned = plan_cleanup(
-                lambda repos: fetch_inventory(client, repos, progress=out.progress), chosen,
+                lambda repos: out.unread(fetch_inventory(client, repos, progress=out.progress)),
+                chosen,
                 keep_last=args.keep_last, older_than=args.older_than,
                 keep_regex=args.keep_regex, delete_regex=args.delete_regex,
                 protect=[p for p in args.protect if p], now=args.now,

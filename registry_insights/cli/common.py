@@ -352,6 +352,16 @@ class Output:
         """A warning the user must see even with ``--quiet``."""
         print(f"note: {text}", file=self.stderr, flush=True)
 
+    def unread(self, inventory):
+        """Note how many tags (and repositories) the walk could not read; return it."""
+        errors = getattr(inventory, "read_errors", ())
+        if errors:
+            repos = sum(e.tag is None for e in errors)
+            self.note(f"{inventory.unread_tags} tag(s) and {repos} repositor(y/ies) could not "
+                      "be read and are left out, never planned (the report's 'Could not "
+                      "read', errors.csv)")
+        return inventory
+
     @contextmanager
     def phase(self, text: str, after: float = 1.0):
         """A status line ``text ...`` once a step has taken ``after`` seconds (quick steps

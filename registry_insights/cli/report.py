@@ -85,6 +85,7 @@ def _report(client, args, out, repositories=None, now=None) -> int:
 
     with out.phase(f"reading {client.registry}", after=0):
         inventory = fetch_inventory(client, repositories, progress=out.progress)
+    out.unread(inventory)
     if repositories:
         count = len(inventory.repositories)
         noun = "repository" if count == 1 else "repositories"

@@ -8,29 +8,54 @@ the client's HTTP cache (a second walk is answered from it).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..errors import NotFound
 from ..registry.client import RegistryClient
 from ..registry.models import TagDetails
-from .schema import LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty
+from ..registry.walk import ReadError
+from .schema import ERRORS_SCHEMA, LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty
+
+log = logging.getLogger("registry_insights")
 
 
 @dataclass
 class Inventory:
-    """The result of one walk: the repositories listed and every tag's details."""
+    """The result of one walk: the repositories listed, every readable tag's details and
+    what could not be read (:attr:`errors`)."""
 
     registry: str
     repositories: list[str]
     details: list[TagDetails] = field(repr=False)
+    read_errors: list[ReadError] = field(default_factory=list, repr=False)
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """What the walk could not read, one row each (:data:`~registry_insights.frames.
+        schema.ERRORS_SCHEMA`: registry, repository, tag, reference, status, code,
+        message); empty when everything was read."""
+        if not self.read_errors:
+            return empty(ERRORS_SCHEMA)
+        return coerce(pd.DataFrame([{"registry": self.registry, **vars(e)}
+                                    for e in self.read_errors]), ERRORS_SCHEMA)
+
+    @property
+    def unread_tags(self) -> int:
+        """Distinct tags that could not be read, or only in part."""
+        return len({(e.repository, e.tag) for e in self.read_errors if e.tag is not None})
 
     def _images(self, attestations: bool):
+        """(details, row) pairs: image rows, a tag's own non-image manifest (artifacts,
+        accessories), and with ``attestations`` every non-image row inside an index too."""
         for d in self.details:
             yield from ((d, image) for image in d.images)
-            if attestations:
-                yield from ((d, image) for image in d.others)
+            for other in d.others:
+                if attestations or other.parent_digest is None:
+                    yield d, other
 
     def tags(self, attestations: bool = False) -> pd.DataFrame:
         """The tags frame (:data:`~registry_insights.schema.TAGS_SCHEMA`)."""
@@ -41,8 +66,11 @@ class Inventory:
                 self.registry, d.repository, d.tag, d.digest, d.media_type, d.size,
                 image.platform, image.manifest_digest, image.manifest_media_type,
                 image.manifest_size, image.config_digest, image.config_size, image.created,
-                image.layer_size, len(image.layers), config.get("architecture"),
-                config.get("os"), config.get("variant"), image.is_image, image.config,
+                image.layer_size, len(image.layers), image.architecture, image.os,
+                image.variant, image.is_image,
+                config if config or image.config_digest else None,  # an index has no config
+                image.artifact_type, image.subject,
+                image.parent_digest, d.complete,
             )
             for column, value in zip(columns.values(), values):
                 column.append(value)
@@ -64,6 +92,7 @@ class Inventory:
             columns["media_type"].extend(layer.media_type for layer in image.layers)
             columns["position"].extend(range(n))
             columns["is_image"].extend([image.is_image] * n)
+            columns["foreign"].extend(layer.is_foreign for layer in image.layers)
         return coerce(pd.DataFrame(columns), LAYERS_SCHEMA) if columns["tag"] else empty(
             LAYERS_SCHEMA)
 
@@ -72,6 +101,14 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
                     progress: bool | None = None, *, executor=None,
                     max_processes: int | None = None, shards: int | None = None) -> Inventory:
     """Walk the registry once and keep every tag's details.
+
+    One unreadable tag never sinks the walk: a tag whose manifest (or a platform manifest, or
+    a config) is gone or corrupt, or a repository the catalog lists that answers
+    ``NAME_UNKNOWN`` (a repository named in ``repositories`` that does not exist raises
+    :class:`~registry_insights.errors.NotFound`), is recorded in :attr:`Inventory.errors`
+    (and a warning is logged); the rest completes. A tag whose index could be read only in
+    part keeps the rows that could be read, with ``complete`` False. Failures of the whole
+    identity (401, 403, the registry down) raise.
 
     Parameters
     ----------
@@ -106,22 +143,44 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
     """
     repos = sorted(set(repositories)) if repositories is not None else client.repositories()
     client.plan_repositories(repos)
-    tag_lists = client.map(client.tags, repos, progress, "tag lists" if len(repos) > 20 else "")
-    pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists) for tag in tags]
+    errors: list[ReadError] = []
+
+    def tags_of(repository: str):
+        try:
+            return client.tags(repository)
+        except NotFound as exc:  # NAME_UNKNOWN: listed by the catalog, yet no repository
+            if repositories is not None:
+                raise  # named by the caller: a mistake to say, not a registry's quirk
+            return ReadError.of(repository, None, None, exc)
+
+    tag_lists = client.map(tags_of, repos, progress, "tag lists" if len(repos) > 20 else "")
+    errors.extend(t for t in tag_lists if isinstance(t, ReadError))
+    pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists)
+             if not isinstance(tags, ReadError) for tag in tags]
     if executor is None and (max_processes is None or max_processes <= 1):
-        details = client.details_many(pairs, progress=progress)
-        return Inventory(client.registry, repos, details)
-    if executor is None:
+        details = client.details_many(pairs, progress=progress, errors=errors)
+    elif executor is None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_processes,
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            details = _walk_sharded(client, pairs, pool, shards or max_processes, progress)
+            details = _walk_sharded(client, pairs, pool, shards or max_processes, progress,
+                                    errors)
     else:
         details = _walk_sharded(client, pairs, executor, shards or _executor_width(executor),
-                                progress)
-    return Inventory(client.registry, repos, details)
+                                progress, errors)
+    inventory = Inventory(client.registry, repos, details, errors)
+    if errors:
+        shown = "; ".join(
+            f"{e.repository}{':' + e.tag if e.tag else ''}"
+            f"{' @' + e.reference if e.reference and e.reference != e.tag else ''}"
+            f" ({e.code or e.status})" for e in errors[:5])
+        log.warning("%d tag(s) and %d repositor(y/ies) of %s could not be read, and are left "
+                    "out (Inventory.errors lists them): %s%s", inventory.unread_tags,
+                    sum(e.tag is None for e in errors), client.registry, shown,
+                    " ..." if len(errors) > 5 else "")
+    return inventory
 
 
 def _executor_width(executor) -> int:
@@ -148,7 +207,7 @@ def split_shards(pairs: list[tuple[str, str]], shards: int) -> list[list[tuple[s
 
 
 def _walk_sharded(client: RegistryClient, pairs: list[tuple[str, str]], executor, shards: int,
-                  progress) -> list[TagDetails]:
+                  progress, errors: list) -> list[TagDetails]:
     from ..progress import progress_bar
     from ..registry.walk import walk_shard
 
@@ -159,18 +218,19 @@ def _walk_sharded(client: RegistryClient, pairs: list[tuple[str, str]], executor
     bar = progress_bar(len(pairs), "tags", progress)
     try:
         for group, future in zip(groups, futures):
-            details, counts = future.result()
+            details, counts, unread = future.result()
             client.count_requests(counts)
+            errors.extend(unread)
             for d in details:  # the configs travelled without their way to the bytes
                 for image in d.images + d.others:
                     if image.config_digest and hasattr(image.config, "attach"):
                         image.config.attach(functools.partial(
                             client.blob_bytes, d.repository, image.config_digest))
-            found.update(zip(group, details))
+            found.update(((d.repository, d.tag), d) for d in details)
             bar.update(len(group))
     finally:
         bar.close()
-    return [found[pair] for pair in pairs]
+    return [found[pair] for pair in pairs if pair in found]
 
 
 def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None,
@@ -181,9 +241,13 @@ def tags_frame(client: RegistryClient, repositories: Iterable[str] | None = None
     of that manifest), platform (``os/architecture[/variant]``), manifest_digest (the platform's
     own manifest), manifest_media_type, manifest_size, config_digest, config_size, created_at
     (``datetime64[ns, UTC]``, NaT when missing or unparseable), layer_size (``Int64`` bytes,
-    compressed), layer_count, architecture, os, variant, is_image, config (an ``ImageConfig``
-    mapping: its frame fields are held, the rest is read back from the HTTP cache on use).
-    Attestations (``unknown/unknown`` index entries) only with ``attestations=True``.
+    compressed), layer_count, architecture, os, variant, is_image, config (an
+    ``ImageConfig`` mapping: its frame fields are held, the rest is read back from the HTTP
+    cache on use), artifact_type, subject, parent_digest, complete.
+    Non-image entries inside an index (attestations, ``unknown/unknown``, nested indexes) only
+    with ``attestations=True``; a tag's own artifact (Helm chart, SBOM, signature) always,
+    with ``is_image`` False. Tags that could not be read are left out (see
+    :func:`fetch_inventory`).
 
     Raises
     ------

@@ -61,12 +61,31 @@ def image_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The image rows of a tags or layers frame (see :func:`image_mask`)."""
     return frame[image_mask(frame)] if len(frame) else frame
 
+
+def tag_rows(tags: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a tags frame that stand for their tag: image rows, and every row of a tag
+    that has no image row (a Helm chart, an SBOM, a signature: artifacts are tags too).
+    Attestations and nested indexes inside an image index are left out."""
+    if not len(tags) or "is_image" not in tags.columns:
+        return tags
+    image = image_mask(tags)
+    keys = pd.Series(list(zip(tags["repository"], tags["tag"])), index=tags.index)
+    return tags[image | ~keys.isin(set(keys[image]))]
+
+
 #: One row per (repository, tag, platform). ``digest``/``media_type``/``size``: what the tag
 #: points to (an image manifest or an index). ``manifest_*``: the platform's own manifest.
 #: ``layer_size``: sum of the compressed layer sizes of that manifest (bytes).
-#: ``is_image``: False for attestation / ``unknown/unknown`` entries of an index (such rows are
-#: only included when asked for, ``attestations=True``). ``config``: the image config, a
-#: read-only mapping (``ImageConfig``; ``.to_dict()`` for a dict).
+#: ``is_image``: True only for real images; False for artifacts (Helm charts, SBOMs,
+#: signatures: ``artifact_type`` says which), accessories (``subject`` set) and, only included
+#: when asked for (``attestations=True``), the non-image entries of an index (attestations,
+#: ``unknown/unknown``) and nested indexes. ``config``: the image config, a read-only mapping
+#: (``ImageConfig``; ``.to_dict()`` for a dict).
+#: ``artifact_type``: the manifest's ``artifactType``, else its config media type (NA for an
+#: index). ``subject``: the digest an accessory describes (a ``subject`` field, or a
+#: ``sha256-<hex>[.sig|.att|.sbom]`` tag). ``parent_digest``: the index that lists the row's
+#: manifest directly (NA for a tag's own manifest). ``complete``: False when a part of the
+#: tag's index could not be read (see ``Inventory.errors``); retention never plans such tags.
 TAGS_SCHEMA: dict[str, str] = {
     "registry": "string",
     "repository": "string",
@@ -88,10 +107,16 @@ TAGS_SCHEMA: dict[str, str] = {
     "variant": "string",
     "is_image": "boolean",
     "config": "object",
+    "artifact_type": "string",
+    "subject": "string",
+    "parent_digest": "string",
+    "complete": "boolean",
 }
 
 #: One row per (repository, tag, platform, layer); ``size`` in bytes (compressed, as stored),
-#: ``position`` 0-based from the base layer.
+#: ``position`` 0-based from the base layer. ``foreign``: a layer the registry does not store
+#: (Docker foreign layer, OCI non-distributable, any descriptor with ``urls``); storage and
+#: reclaim leave it out and report it as ``foreign_bytes``.
 LAYERS_SCHEMA: dict[str, str] = {
     "registry": "string",
     "repository": "string",
@@ -103,6 +128,21 @@ LAYERS_SCHEMA: dict[str, str] = {
     "media_type": "string",
     "position": "Int64",
     "is_image": "boolean",
+    "foreign": "boolean",
+}
+
+#: One row per thing a walk could not read (``Inventory.errors``): a tag (``tag`` set) or a
+#: repository whose tag list failed (``tag`` NA). ``reference``: the tag, or the digest of the
+#: manifest or blob that failed; ``status``: the HTTP status (NA when no answer came);
+#: ``code``: the registry's error code (``MANIFEST_UNKNOWN``, ``NAME_UNKNOWN`` ...).
+ERRORS_SCHEMA: dict[str, str] = {
+    "registry": "string",
+    "repository": "string",
+    "tag": "string",
+    "reference": "string",
+    "status": "Int64",
+    "code": "string",
+    "message": "string",
 }
 
 #: One row per (repository, blob) a repository references: ``kind`` is ``index``,
@@ -131,6 +171,7 @@ SUMMARY_SCHEMA: dict[str, str] = {
     "layer_bytes": "Int64",
     "config_bytes": "Int64",
     "manifest_bytes": "Int64",
+    "foreign_bytes": "Int64",
 }
 
 #: :func:`growth`: one row per period, oldest first.
@@ -172,6 +213,8 @@ SHARED_LAYERS_SCHEMA: dict[str, str] = {
 #: One row per (repository, tag). ``digest``: what the tag points to; ``platforms``: its
 #: platforms, comma separated; ``created_at``: the newest image's creation (UTC);
 #: ``layer_size``: compressed layer bytes summed over platforms (the naive per-tag size);
+#: ``subject``: for an accessory (signature, attestation, SBOM), the digest it describes;
+#: ``complete``: False when the tag could be read only in part (never deleted);
 #: ``rank``: 1 for the newest digest among the repository's candidates (NA when not ranked);
 #: ``action``: ``keep`` or ``delete``; ``reason``: why, in words.
 PLAN_SCHEMA: dict[str, str] = {
@@ -183,6 +226,8 @@ PLAN_SCHEMA: dict[str, str] = {
     "platforms": "string",
     "created_at": UTC_NS,
     "layer_size": "Int64",
+    "subject": "string",
+    "complete": "boolean",
     "rank": "Int64",
     "action": "string",
     "reason": "string",
@@ -240,6 +285,31 @@ OUTCOMES_SCHEMA: dict[str, str] = {
     "outcome": "string",
     "message": "string",
 }
+
+#: The range of ``datetime64[ns]``: times outside are unknown (NaT).
+_EARLIEST = pd.Timestamp("1677-09-22", tz="UTC")
+_LATEST = pd.Timestamp("2262-04-10", tz="UTC")
+
+
+def utc_ns(values: pd.Series) -> pd.Series:
+    """``values`` (RFC 3339 strings, datetimes, timestamps) as ``datetime64[ns, UTC]``.
+
+    Unparseable values and times outside the nanosecond range (``0001-01-01T00:00:00Z``, which
+    pandas 3 parses at microsecond resolution) are NaT, on pandas 2 and 3 alike.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype) and str(values.dtype) == UTC_NS:
+        return values
+    if not (isinstance(values.dtype, pd.DatetimeTZDtype)
+            or pd.api.types.is_datetime64_dtype(values.dtype)):
+        values = pd.Series(values, index=values.index, dtype=object)
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    else:
+        parsed = pd.to_datetime(values, utc=True)
+    if not isinstance(parsed.dtype, pd.DatetimeTZDtype):  # all NaT on pandas 2.1: naive
+        parsed = parsed.dt.tz_localize("UTC")
+    if str(parsed.dtype) != UTC_NS:  # another unit (pandas 3): may hold what ns cannot
+        parsed = parsed.where((parsed >= _EARLIEST) & (parsed <= _LATEST))
+    return parsed.astype(UTC_NS)
 
 
 # -- review history (frames.history, analysis.history) and the disk (frames.disk, analysis.disk)
@@ -360,10 +430,7 @@ def coerce(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
         if column not in out.columns:
             out[column] = pd.Series([None] * len(out), index=out.index, dtype="object")
         if dtype == UTC_NS:
-            values = out[column]
-            if not isinstance(values.dtype, pd.DatetimeTZDtype):
-                values = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
-            out[column] = values.astype(UTC_NS)
+            out[column] = utc_ns(out[column])
         elif dtype == "object":
             out[column] = out[column].astype(object)
         else:

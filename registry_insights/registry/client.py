@@ -28,7 +28,7 @@ from .auth.credentials import Credentials, resolve_credentials
 from .blobs import download_blob
 from .cache import HttpCache, identity_label
 from .deletes import Deleter, DeleteResult
-from .models import Descriptor, ImageConfig, Manifest, TagDetails, parse_manifest
+from .models import Descriptor, ImageConfig, Manifest, TagDetails, manifest_digest, parse_manifest
 from .names import (
     is_digest,
     normalize_registry,
@@ -342,7 +342,7 @@ class RegistryClient(PushVerbs):
         response, raw, digest = self._transport.get_verified(
             "manifest", f"/v2/{repository}/manifests/{reference}", (pull_scope(repository),),
             {"Accept": mt.MANIFEST_ACCEPT}, expected, f"manifest {repository}:{reference}",
-            cache)
+            cache, digest_of=manifest_digest)
         media_type_header = response.headers.get("Content-Type")
         return parse_manifest(repository, reference, raw, media_type_header, digest)
 
@@ -407,10 +407,12 @@ class RegistryClient(PushVerbs):
         """
         return self.details_many([(repository, tag)])[0]
 
-    def details_many(self, pairs: Iterable[tuple[str, str]], progress=None) -> list[TagDetails]:
+    def details_many(self, pairs: Iterable[tuple[str, str]], progress=None,
+                     errors: list | None = None) -> list[TagDetails]:
         """:meth:`tag_details` for many (repository, tag) pairs, concurrently, in input order
-        (see :func:`~registry_insights.registry.walk.fetch_details` for the requests made)."""
-        return fetch_details(self, pairs, progress)
+        (see :func:`~registry_insights.registry.walk.fetch_details` for the requests made and
+        for ``errors``, where tags that cannot be read go instead of raising)."""
+        return fetch_details(self, pairs, progress, errors=errors)
 
     def tags_of_digest(self, repository: str, digest: str) -> list[str]:
         """The tags of ``repository`` that point to ``digest`` now, sorted.

@@ -49,6 +49,7 @@ from ..progress import progress_bar
 from . import mediatypes as mt
 from .models import Descriptor, Manifest, Platform
 from .names import is_digest, validate_digest, validate_reference, validate_repository
+from .walk import MAX_INDEX_DEPTH
 
 try:  # POSIX: lock temporary files while they are written
     import fcntl
@@ -82,7 +83,8 @@ def pull_layout(client, repository: str, reference: str, directory: str | os.Pat
     top = client.manifest(repository, reference)
     where = f"{repository}:{reference}" if not is_digest(reference) else f"{repository}@{reference}"
     if top.is_index and platform:
-        chosen = choose_platform(top, platform, where)
+        chosen = choose_platform(top, platform, where,
+                                 fetch=lambda d: client.manifest(repository, d.digest))
         image = client.manifest(repository, chosen.digest)
         entry = _entry(image, chosen.platform)
         wanted = image
@@ -255,11 +257,16 @@ def _entry(manifest: Manifest, platform: Platform | None) -> dict:
     return entry
 
 
-def choose_platform(index: Manifest, platform: str, where: str = "") -> Descriptor:
+def choose_platform(index: Manifest, platform: str, where: str = "",
+                    fetch=None) -> Descriptor:
     """The entry of ``index`` for ``platform`` (``os/architecture[/variant]``).
 
-    Without a variant, the one entry of that os and architecture (or the one without a
-    variant among several) is chosen. Attestations are never chosen.
+    Platforms are compared as containerd normalises them (``linux/arm64/v8`` =
+    ``linux/arm64``, ``linux/arm`` = ``linux/arm/v7``, ``x86_64`` = ``amd64``). Without a
+    variant, the one entry of that os and architecture (or the one without a variant among
+    several) is chosen. Attestations are never chosen. With ``fetch`` (descriptor ->
+    :class:`Manifest`), nested indexes are searched too, to :data:`~registry_insights.
+    registry.walk.MAX_INDEX_DEPTH` levels.
 
     Raises
     ------
@@ -269,21 +276,20 @@ def choose_platform(index: Manifest, platform: str, where: str = "") -> Descript
         When the index has no such platform; the message lists the platforms it has.
     """
     try:
-        want = Platform.parse(platform)
+        want = Platform.parse(platform).normalized()
     except ValueError as exc:
         raise InvalidReference(str(exc)) from None
-    images = [d for d in index.manifests if d.platform is not None and not d.is_attestation]
-    found = [d for d in images if d.platform.os == want.os
-             and d.platform.architecture == want.architecture
-             and (want.variant is None or d.platform.variant == want.variant)]
+    images = _image_entries(index, fetch, (index.digest,), where)
+    found = [d for d in images if _matches(d.platform.normalized(), want)]
     if len(found) > 1:
-        plain = [d for d in found if d.platform.variant is None]
+        plain = [d for d in found if d.platform.normalized().variant is None]
         if len(plain) == 1:
             return plain[0]
-        raise InvalidReference(
-            f"{where or index.repository} has several {platform} images "
-            f"({', '.join(str(d.platform) for d in found)}): give the variant"
-        )
+        if len({d.digest for d in found}) > 1:
+            raise InvalidReference(
+                f"{where or index.repository} has several {platform} images "
+                f"({', '.join(str(d.platform) for d in found)}): give the variant"
+            )
     if not found:
         have = ", ".join(sorted(str(d.platform) for d in images)) or "none"
         raise NotFound(f"{where or index.repository} has no {platform} image; it has: {have}",
@@ -291,23 +297,55 @@ def choose_platform(index: Manifest, platform: str, where: str = "") -> Descript
     return found[0]
 
 
+def _matches(have: Platform, want: Platform) -> bool:
+    return (have.os == want.os and have.architecture == want.architecture
+            and (want.variant is None or have.variant == want.variant))
+
+
+def _image_entries(index: Manifest, fetch, path: tuple[str, ...],
+                   where: str) -> list[Descriptor]:
+    """The image entries of ``index`` with a platform, nested indexes followed (depth
+    limited, cycles refused) when ``fetch`` is given."""
+    out = []
+    for entry in index.manifests:
+        if entry.media_type in mt.INDEXES and fetch is not None:
+            if entry.digest in path or len(path) >= MAX_INDEX_DEPTH:
+                raise InvalidResponse(f"{where or index.repository}: indexes nest in a cycle or "
+                                      f"deeper than {MAX_INDEX_DEPTH} levels")
+            out.extend(_image_entries(fetch(entry), fetch, (*path, entry.digest), where))
+        elif entry.platform is not None and not entry.is_attestation \
+                and entry.media_type not in mt.INDEXES:
+            out.append(entry)
+    return out
+
+
 def _collect(client, repository: str, manifest: Manifest, manifests: list[Manifest],
-             configs: dict[str, Descriptor], layers: dict[str, Descriptor], where: str) -> None:
-    """Every manifest (children first), config and layer ``manifest`` needs, depth first."""
+             configs: dict[str, Descriptor], layers: dict[str, Descriptor], where: str,
+             path: tuple[str, ...] = ()) -> None:
+    """Every manifest (children first), config and layer ``manifest`` needs, depth first;
+    nested indexes are followed (depth limited, cycles refused); foreign layers (Docker
+    foreign, OCI non-distributable, ``urls``) are skipped: the registry does not hold them."""
     if manifest.is_schema1:
         raise Unsupported(f"{where} is a Docker schema 1 manifest, which an OCI image layout "
                           "cannot hold")
     if manifest.is_index:
+        path = (*path, manifest.digest)
+        if len(path) > MAX_INDEX_DEPTH:
+            raise InvalidResponse(f"{where}: indexes nest deeper than {MAX_INDEX_DEPTH} levels")
+        for entry in manifest.manifests:
+            if entry.digest in path:
+                raise InvalidResponse(f"{where}: index {manifest.digest} lists {entry.digest}, "
+                                      "which contains it (a cycle)")
         children = client.map(lambda d: client.manifest(repository, d.digest),
                               manifest.manifests)
         for child in children:
-            _collect(client, repository, child, manifests, configs, layers, where)
+            _collect(client, repository, child, manifests, configs, layers, where, path)
     else:
         config = manifest.config
         if config is not None and config.digest:
             configs.setdefault(config.digest, config)
         for layer in manifest.layers:
-            if layer.media_type != mt.DOCKER_FOREIGN_LAYER:
+            if not layer.is_foreign:
                 layers.setdefault(layer.digest, layer)
     if all(m.digest != manifest.digest for m in manifests):
         manifests.append(manifest)
@@ -327,9 +365,9 @@ def _check_single_platform(blobs_dir: Path, manifest: Manifest, platform: str,
             data = json.loads(blob_path(blobs_dir, config.digest).read_bytes())
         except ValueError:
             data = {}
-    os_, arch, variant = data.get("os"), data.get("architecture"), data.get("variant")
-    if (os_, arch) != (want.os, want.architecture) or (want.variant and variant != want.variant):
-        have = "/".join(p for p in (os_, arch, variant) if p) or "unknown"
+    have_platform = Platform.from_dict(data) if isinstance(data, dict) else None
+    if have_platform is None or not _matches(have_platform.normalized(), want.normalized()):
+        have = str(have_platform) if have_platform else "unknown"
         raise NotFound(f"{where} is a single {have} image, not {platform}", status=404,
                        code="MANIFEST_UNKNOWN")
 

@@ -16,8 +16,13 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+#: The OCI non-distributable layer types (deprecated in image-spec 1.1, still in registries).
+OCI_NONDISTRIBUTABLE_PREFIX = "application/vnd.oci.image.layer.nondistributable."
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 IN_TOTO = "application/vnd.in-toto+json"
+
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 
 IMAGE_MANIFESTS = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 INDEXES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
@@ -33,3 +38,7 @@ MANIFEST_ACCEPT = ", ".join(
 
 #: Annotation buildkit puts on attestation manifests inside an index.
 REFERENCE_TYPE_ANNOTATION = "vnd.docker.reference.type"
+
+#: Annotation for the creation time of an artifact (OCI image-spec, "Pre-Defined Annotation
+#: Keys"); used when a manifest has no image config ``created``.
+CREATED_ANNOTATION = "org.opencontainers.image.created"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ..errors import InvalidResponse
+from .models import manifest_digest
 from .names import sha256_digest, validate_reference, validate_repository
 
 
@@ -79,4 +80,4 @@ class PushVerbs:
             headers={"Content-Type": media_type},
         )
         self.cache.invalidate(repository, (reference,))
-        return sha256_digest(raw)
+        return manifest_digest(raw)

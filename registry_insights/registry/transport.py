@@ -346,12 +346,14 @@ class Transport:
                 errors.RateLimited) from None
 
     def get_verified(self, kind: str, path: str, scopes: tuple[str, ...], headers: dict,
-                     expected: Callable, what: str, cache: bool | str = True):
+                     expected: Callable, what: str, cache: bool | str = True,
+                     digest_of: Callable[[bytes], str] = sha256_digest):
         """GET ``path``; its bytes must hash to ``expected(response)`` (when that names a
         sha256 digest). Bytes that do not verify are never served again: the stored answer is
         evicted, and when it came from the cache it is fetched once more from the registry.
 
-        Returns ``(response, raw bytes, sha256 digest)``; raises DigestMismatch.
+        Returns ``(response, raw bytes, digest)``; raises DigestMismatch. ``digest_of`` gives
+        the digest of the bytes (a signed schema 1 manifest's is that of its payload).
         """
         url = self.url(path)
         for attempt in (0, 1):
@@ -359,7 +361,7 @@ class Transport:
                 kind, "GET", path, scopes=scopes, headers=headers,
                 cache=cache if attempt == 0 else "refresh")
             raw = response.content
-            actual = sha256_digest(raw)
+            actual = digest_of(raw)
             want = expected(response)
             if not (want and want.startswith("sha256:")) or want == actual:
                 return response, raw, actual

@@ -8,10 +8,13 @@ blob per distinct config digest (shared configs are fetched once, even concurren
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import DigestMismatch, InvalidResponse, NotFound, RegistryError
 from ..progress import progress_bar
 from . import mediatypes as mt
 from .models import (
@@ -21,13 +24,68 @@ from .models import (
     ImageConfig,
     ImageDetails,
     Manifest,
+    Platform,
     TagDetails,
+    schema1_config,
 )
 from .names import validate_reference, validate_repository
 from .workers import Pipeline
 
 if TYPE_CHECKING:
     from .client import ClientSettings, RegistryClient
+
+#: How deep indexes may nest (an index listing an index ...) before the walk gives up on the
+#: tag; real registries hold two levels at most.
+MAX_INDEX_DEPTH = 8
+#: What makes one tag unreadable without saying anything about the others: the manifest or a
+#: blob is gone (``MANIFEST_UNKNOWN``, ``BLOB_UNKNOWN``, ``NAME_UNKNOWN``), bytes that are not
+#: a manifest, bytes that do not verify. Authentication and connection failures concern the
+#: whole identity and are raised.
+TAG_ERRORS = (NotFound, InvalidResponse, DigestMismatch)
+#: cosign / notation accessory tags and the OCI referrers fallback tag (distribution-spec 1.1,
+#: "Referrers Tag Schema"): ``sha256-<hex>`` with an optional ``.sig``, ``.att``, ``.sbom``.
+ACCESSORY_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$")
+
+
+@dataclass(frozen=True)
+class ReadError:
+    """Something the walk could not read: a tag (``tag`` set) or a repository's tag list.
+
+    ``reference``: the tag, or the digest of the manifest or blob that failed; ``status`` and
+    ``code``: the registry's answer (``404`` ``MANIFEST_UNKNOWN`` ...), None when none came.
+    """
+
+    repository: str
+    tag: str | None
+    reference: str | None
+    status: int | None
+    code: str | None
+    message: str
+
+    @classmethod
+    def of(cls, repository: str, tag: str | None, reference: str | None,
+           exc: BaseException) -> ReadError:
+        if isinstance(exc, RegistryError):
+            return cls(repository, tag, reference, exc.status, exc.code, exc.message)
+        return cls(repository, tag, reference, None, None, str(exc))
+
+
+def accessory_subject(tag: str) -> str | None:
+    """The digest an accessory tag names (``sha256-<hex>.sig`` -> ``sha256:<hex>``), or None."""
+    match = ACCESSORY_TAG.match(tag)
+    return f"sha256:{match.group(1)}" if match else None
+
+
+def platform_of(descriptor: Descriptor | None, config: dict) -> str:
+    """``os/architecture[/variant]`` normalised as containerd does: the index entry's
+    platform, else the config's fields (non-string fields are unknown), else unknown."""
+    if descriptor is not None and descriptor.platform is not None:
+        platform = descriptor.platform
+    else:
+        platform = Platform.from_dict(config) if config else None
+        if platform is None or platform.os == "unknown" or platform.architecture == "unknown":
+            return str(UNKNOWN_PLATFORM)
+    return str(platform.normalized())
 
 
 def image_config(manifest: Manifest, entry: Descriptor | None) -> Descriptor | None:
@@ -40,62 +98,55 @@ def image_config(manifest: Manifest, entry: Descriptor | None) -> Descriptor | N
         return None
     return cfg
 
+
 def image_details(config_of: Callable[[str, Descriptor], ImageConfig], repository: str,
-                  manifest: Manifest, descriptor: Descriptor | None,
-                  shared: dict | None = None) -> ImageDetails:
-    """One image row's facts: platform, manifest, config (``config_of(repository,
-    descriptor)``, e.g. :meth:`RegistryClient.config`), layers. ``shared``: a dict that
-    hands out one descriptor object for equal layers (a base layer in 10,000 images is one
-    object), kept across the images of a walk."""
-    is_image = not (descriptor is not None and descriptor.is_attestation)
+                  manifest: Manifest, descriptor: Descriptor | None, subject: str | None = None,
+                  parent: str | None = None, shared: dict | None = None) -> ImageDetails:
+    """One row's facts: platform, manifest, config (``config_of(repository, descriptor)``,
+    e.g. :meth:`RegistryClient.config`), layers.
+
+    ``is_image`` only for real images: an image config (not an ``artifactType``), not an
+    attestation entry, not an accessory of another manifest (``subject``). ``shared``: a dict
+    that hands out one descriptor object for equal layers (a base layer in 10,000 images is
+    one object), kept across the images of a walk."""
+    subject = manifest.subject or subject
+    attestation = descriptor is not None and descriptor.is_attestation
     if manifest.is_schema1:
-        arch = manifest.data.get("architecture") or "unknown"
-        return ImageDetails(f"linux/{arch}", manifest.digest, manifest.media_type,
-                            manifest.size, None, None, EMPTY_CONFIG, (), None, is_image)
+        config = schema1_config(manifest.data)
+        arch = manifest.data.get("architecture")
+        config.setdefault("architecture", arch if isinstance(arch, str) and arch else None)
+        config.setdefault("os", "linux")
+        return ImageDetails(platform_of(descriptor, config), manifest.digest,
+                            manifest.media_type, manifest.size, None, None, config, (), None,
+                            not attestation and subject is None, None, subject, parent)
+    if manifest.is_index:
+        return ImageDetails(platform_of(descriptor, {}), manifest.digest, manifest.media_type,
+                            manifest.size, None, None, EMPTY_CONFIG, (), None, False,
+                            manifest.artifact_type, subject, parent, manifest.annotations)
     cfg = manifest.config
     wanted = image_config(manifest, descriptor)
     config = config_of(repository, wanted) if wanted is not None else EMPTY_CONFIG
-    if descriptor is not None and descriptor.platform is not None:
-        platform_text = str(descriptor.platform)
-    elif config.get("os") and config.get("architecture"):
-        platform_text = "/".join(p for p in (config["os"], config["architecture"],
-                                             config.get("variant")) if p)
-    else:
-        platform_text = str(UNKNOWN_PLATFORM)
+    artifact = manifest.artifact_type
+    is_image = (not attestation and subject is None and artifact in mt.IMAGE_CONFIGS
+                and not manifest.data.get("artifactType"))
     layers = manifest.layers
-    sizes = [d.size for d in layers]
     if shared is not None:  # only descriptors without annotations (equality ignores them)
         layers = [shared.setdefault(d, d) if not d.annotations else d for d in layers]
     return ImageDetails(
-        platform=platform_text,
+        platform=platform_of(descriptor, config),
         manifest_digest=manifest.digest,
         manifest_media_type=manifest.media_type,
         manifest_size=manifest.size,
-        config_digest=cfg.digest if cfg else None,
+        config_digest=cfg.digest or None if cfg else None,
         config_size=cfg.size if cfg else None,
         config=config,
         layers=tuple(layers),
-        layer_size=None if manifest.is_index or any(s is None for s in sizes) else sum(sizes),
+        layer_size=manifest.layer_size,
         is_image=is_image,
-    )
-
-
-def assemble(config_of: Callable[[str, Descriptor], ImageConfig], repository: str, tag: str,
-             top: Manifest, children: Callable[[str], Manifest],
-             shared: dict | None = None) -> TagDetails:
-    """A tag's :class:`TagDetails` from its manifest, its index's platform manifests
-    (``children(digest)``) and configs; the manifest is kept compact (bytes, not parsed),
-    equal layer descriptors shared through ``shared`` (see :func:`image_details`)."""
-    if top.is_index:
-        images = [image_details(config_of, repository, children(d.digest), d, shared)
-                  for d in top.manifests]
-    else:
-        images = [image_details(config_of, repository, top, None, shared)]
-    return TagDetails(
-        repository=repository, tag=tag, digest=top.digest, media_type=top.media_type,
-        size=top.size, manifest=top.compact(),
-        images=tuple(i for i in images if i.is_image),
-        others=tuple(i for i in images if not i.is_image),
+        artifact_type=artifact,
+        subject=subject,
+        parent_digest=parent,
+        annotations=manifest.annotations,
     )
 
 
@@ -152,7 +203,7 @@ def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> int:
 
 
 def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
-                  progress=None) -> list[TagDetails]:
+                  progress=None, errors: list | None = None) -> list[TagDetails]:
     """:meth:`RegistryClient.tag_details` for many (repository, tag) pairs, concurrently, in
     input order.
 
@@ -161,7 +212,18 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     walk is pipelined: a tag's platform manifests and config are asked for as soon as its
     manifest arrives, on the same ``max_workers`` threads, with no stage waiting for
     another. What the HTTP cache holds is read in bulk first (:func:`preload`), so a warm
-    walk makes one query per 500 answers instead of one per request.
+    walk makes one query per 500 answers instead of one per request. Indexes are followed to
+    any depth up to :data:`MAX_INDEX_DEPTH` (an index may list an index); a cycle or a
+    deeper nest makes the tag unreadable.
+
+    Parameters
+    ----------
+    errors : list, optional
+        When given, a tag that cannot be read (:data:`TAG_ERRORS`: its manifest, a platform
+        manifest or a config is gone or corrupt) gets a :class:`ReadError` here and is left
+        out of the result (the others complete), or, when only a part of an index is gone,
+        is returned with ``complete=False`` and what could be read. Without it, the first
+        such error is raised. Other errors (401, 403, the registry down) always raise.
     """
     pairs = list(pairs)
     for repository, tag in pairs:
@@ -170,8 +232,8 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     if not pairs:
         return []
     client.plan_repositories(r for r, _ in pairs)
-    tops: dict[int, Manifest] = {}
-    children: dict[tuple[str, str], Manifest] = {}
+    tops: dict[int, Manifest | BaseException] = {}
+    children: dict[tuple[str, str], Manifest | BaseException] = {}
     started: set = set()
     guard = threading.Lock()
     bar = progress_bar(len(pairs), "tags", progress)
@@ -191,21 +253,44 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
         cfg = image_config(manifest, entry)
         if (cfg is not None and cfg.digest not in client._configs
                 and first_time(("config", cfg.digest))):
-            pipeline.submit(client.config, repository, cfg)
+            pipeline.submit(fetch_config, repository, cfg)
+
+    def fetch_config(repository: str, cfg: Descriptor) -> None:
+        try:
+            client.config(repository, cfg)
+        except TAG_ERRORS:
+            pass  # asked again when the tag is assembled, and recorded for that tag
+
+    def follow(repository: str, index: Manifest) -> None:
+        for entry in index.manifests:
+            if first_time(("child", repository, entry.digest)):
+                pipeline.submit(fetch_child, repository, entry)
 
     def fetch_child(repository: str, entry: Descriptor) -> None:
-        manifest = client.manifest(repository, entry.digest)
+        try:
+            manifest = client.manifest(repository, entry.digest)
+        except TAG_ERRORS as exc:
+            children[(repository, entry.digest)] = exc
+            return
         children[(repository, entry.digest)] = manifest
-        want_config(repository, manifest, entry)
+        if manifest.is_index:
+            follow(repository, manifest)
+        else:
+            want_config(repository, manifest, entry)
 
     def fetch_top(i: int, repository: str, tag: str) -> None:
-        top = client.manifest(repository, tag)
+        try:
+            top = client.manifest(repository, tag)
+        except TAG_ERRORS as exc:
+            if errors is None:
+                raise
+            tops[i] = exc
+            return
+        finally:
+            bar.update(1)
         tops[i] = top
-        bar.update(1)
         if top.is_index:
-            for entry in top.manifests:
-                if first_time(("child", repository, entry.digest)):
-                    pipeline.submit(fetch_child, repository, entry)
+            follow(repository, top)
         else:
             want_config(repository, top, None)
 
@@ -218,17 +303,106 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
         client.cache.release()
         client.cache.flush()
     shared: dict = {}
-    return [assemble(client.config, repository, tag, tops[i],
-                     lambda digest, r=repository: children[(r, digest)], shared)
-            for i, (repository, tag) in enumerate(pairs)]
+    out = []
+    for i, (repository, tag) in enumerate(pairs):
+        top = tops[i]
+        if isinstance(top, BaseException):
+            errors.append(ReadError.of(repository, tag, tag, top))
+            continue
+        missing: list[tuple[str, BaseException]] = []
+        try:
+            details = assemble(client.config, repository, tag, top,
+                               lambda digest, r=repository: children.get((r, digest)),
+                               shared, missing)
+        except TAG_ERRORS as exc:
+            if errors is None:
+                raise
+            errors.append(ReadError.of(repository, tag, tag, exc))
+            continue
+        if missing:
+            if errors is None:
+                raise missing[0][1]
+            errors.extend(ReadError.of(repository, tag, ref, exc) for ref, exc in missing)
+        out.append(details)
+    return out
+
+
+def assemble(config_of: Callable[[str, Descriptor], ImageConfig], repository: str, tag: str,
+             top: Manifest, child_of: Callable[[str], Manifest | BaseException | None],
+             shared: dict | None = None, missing: list | None = None) -> TagDetails:
+    """A tag's :class:`TagDetails` from its manifest, what its indexes list
+    (``child_of(digest)``: the manifest, or the error that kept it unread, or None), to any
+    depth, and configs. The manifest is kept compact (bytes, not parsed); equal layer
+    descriptors are shared through ``shared`` (see :func:`image_details`). Children that could
+    not be read go to ``missing`` as (reference, error) and the tag is ``complete=False``."""
+    missing = [] if missing is None else missing
+    subject = top.subject or accessory_subject(tag)
+    if top.is_index:
+        rows = _expand(config_of, repository, top, child_of, subject, missing, (top.digest,),
+                       shared)
+        # nothing below could be read (or an empty index): a row for the index itself
+        rows = rows or [image_details(config_of, repository, top, None, subject)]
+    else:
+        rows = [image_details(config_of, repository, top, None, subject, shared=shared)]
+    return TagDetails(
+        repository=repository, tag=tag, digest=top.digest, media_type=top.media_type,
+        size=top.size, manifest=top.compact(),
+        images=tuple(r for r in rows if r.is_image),
+        others=tuple(r for r in rows if not r.is_image),
+        subject=subject, complete=not missing,
+    )
 
 
 def walk_shard(settings: ClientSettings, pairs: list[tuple[str, str]]
-               ) -> tuple[list[TagDetails], dict[str, int]]:
+               ) -> tuple[list[TagDetails], dict[str, int], list[ReadError]]:
     """One shard of a walk spread over processes or machines: a client of its own built from
     ``settings`` (its own session, connections and cache) fetches the details of ``pairs``.
-    Returns ``(details in input order, requests made by kind)``. Runs on the worker: the
-    function a process pool or a Dask cluster is given."""
+    Returns ``(details in input order, requests made by kind, tags it could not read)``.
+    Runs on the worker: the function a process pool or a Dask cluster is given."""
+    errors: list[ReadError] = []
     with settings.connect() as client:
-        details = client.details_many(pairs, progress=False)
-        return details, dict(client.request_counts)
+        details = client.details_many(pairs, progress=False, errors=errors)
+        return details, dict(client.request_counts), errors
+
+
+def _expand(config_of, repository: str, index: Manifest, child_of, subject: str | None,
+            missing: list, path: tuple[str, ...], shared: dict | None) -> list[ImageDetails]:
+    """The rows below ``index``, depth first: each nested index (``is_image`` False) then its
+    entries. A child that could not be read goes to ``missing`` (reference, error)."""
+    rows: list[ImageDetails] = []
+    for entry in index.manifests:
+        child = child_of(entry.digest)
+        if child is None or isinstance(child, BaseException):
+            missing.append((entry.digest, child or NotFound(
+                f"{repository}@{entry.digest} was not read", status=404,
+                code="MANIFEST_UNKNOWN")))
+            rows.append(_unread_row(entry, subject, index.digest))
+            continue
+        if child.is_index:
+            if child.digest in path:
+                raise InvalidResponse(f"index {repository}@{index.digest} lists "
+                                      f"{child.digest}, which contains it: a cycle")
+            if len(path) >= MAX_INDEX_DEPTH:
+                raise InvalidResponse(f"indexes of {repository}@{path[0]} nest deeper than "
+                                      f"{MAX_INDEX_DEPTH} levels")
+            rows.append(image_details(config_of, repository, child, entry, subject,
+                                      index.digest))
+            rows.extend(_expand(config_of, repository, child, child_of, subject, missing,
+                                (*path, child.digest), shared))
+        else:
+            try:
+                rows.append(image_details(config_of, repository, child, entry, subject,
+                                          index.digest, shared))
+            except TAG_ERRORS as exc:
+                missing.append((entry.digest, exc))
+                rows.append(_unread_row(entry, subject, index.digest))
+    return rows
+
+
+def _unread_row(entry: Descriptor, subject: str | None, parent: str) -> ImageDetails:
+    """A listed manifest that could not be read, as its index describes it (digest, media
+    type, size): the garbage collection keeps the blobs an index lists, so storage counts
+    it; never an image row."""
+    return ImageDetails(platform_of(entry, {}), entry.digest, entry.media_type,
+                        entry.size or 0, None, None, EMPTY_CONFIG, (), None, False,
+                        entry.artifact_type, subject, parent)

@@ -53,9 +53,9 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import trends
-from ..analysis.storage import TOTAL, storage_summary
+from ..analysis.storage import TOTAL, content_kinds, storage_summary
 from ..frames.inventory import Inventory
-from ..frames.schema import image_rows, utc
+from ..frames.schema import ERRORS_SCHEMA, coerce, empty, image_rows, utc
 from ..units import format_bytes, parse_bytes, short_digest
 
 #: The plots of the report: file stem -> title in the HTML page.
@@ -109,6 +109,11 @@ class Report:
     disk: pd.DataFrame | None = field(default=None, repr=False)
     #: Why no snapshot was saved although one was asked for (the default store unwritable).
     history_error: str = ""
+    #: What the walk could not read (``Inventory.errors``; ERRORS_SCHEMA), empty if all was.
+    errors: pd.DataFrame | None = field(default=None, repr=False)
+    #: How each kind of content is counted (:func:`~registry_insights.analysis.storage.
+    #: content_kinds`).
+    kinds: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def unique_bytes(self) -> int:
@@ -292,7 +297,7 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
         repositories=inventory.repositories, registry=inventory.registry, plots=plots,
         html=html, capacity=capacity, now=now, stale_after=stale_after, horizon=horizon,
         freq=freq, review=review, disk=disk, history_error=history_error,
-        raw_csv=raw_csv)
+        raw_csv=raw_csv, errors=inventory.errors)
 
 
 def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
@@ -302,13 +307,16 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
                        stale_after: str | pd.Timedelta = "180D",
                        horizon: str | pd.Timedelta = "365D", freq: str = "MS",
                        review=None, disk: pd.DataFrame | None = None,
-                       history_error: str = "", raw_csv: bool = False) -> Report:
+                       history_error: str = "", raw_csv: bool = False,
+                       errors: pd.DataFrame | None = None) -> Report:
     """:func:`write_report` from a tags and a layers frame (attestation rows included or not).
 
     ``repositories`` are listed even without tags; ``registry`` names the registry in the page.
     ``review`` (:class:`~registry_insights.report.history.ReviewHistory`) adds "since the last
     review" and, with 3 or more snapshots, measured growth; ``disk``
     (:func:`~registry_insights.analysis.disk.disk_summary`) adds what the disk holds.
+    ``errors`` (``Inventory.errors``) is what the walk could not read: ``errors.csv`` and
+    the page's "Could not read" section list it.
     """
     capacity = None if capacity is None else parse_bytes(capacity)
     now = utc(now)
@@ -326,12 +334,14 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
     shared = trends.shared_layers(layers, top=None)
     shared = shared[shared["repositories"] > 1].reset_index(drop=True)
     scenarios = cleanup_scenarios(tags, layers, now=now)
+    errors = coerce(errors, ERRORS_SCHEMA) if errors is not None else empty(ERRORS_SCHEMA)
     report = Report(directory, {}, images, layers, summary, registry=str(registry or ""),
                     now=now, capacity=capacity, stale_after=stale_after, growth=grown,
                     forecast=fitted, stale=stale, ages=ages, shared=shared,
                     unknown_date_rows=unknown, scenarios=scenarios, growth_source=source,
                     growth_note=note, review=review, disk=disk,
-                    history_error=history_error)
+                    history_error=history_error, errors=errors,
+                    kinds=content_kinds(tags, layers))
 
     files = report.files
     for name, frame in [
@@ -343,6 +353,8 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
         ("shared_layers", shared),
         ("cleanup_scenarios", scenarios),
         *_history_csvs(review, disk),
+        ("errors", errors),
+        ("content_kinds", report.kinds),
     ]:
         files[name] = directory / f"{name}.csv"
         write_csv(frame, files[name], raw=raw_csv)
@@ -735,6 +747,16 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
         [[kind, *_bytes_cells(value), _num(_percent(value, unique))] for kind, value in kinds],
         ident="total-by-kind", row_classes=["", "", "", "total"]))
 
+    kinds = report.kinds
+    if kinds is not None and len(kinds):
+        parts.append("<h3>How each kind of content is counted</h3>")
+        parts.append(_table(
+            ["kind", ("rows", True), ("tags", True), ("manifests", True), ("size", True),
+             ("bytes", True), "counted"],
+            [[r.kind, _num(r.rows), _num(r.tags), _num(r.manifests), *_bytes_cells(r.bytes),
+              r.counted] for r in kinds.itertuples(index=False)], ident="content-kinds"))
+    parts.append(_unread_section(report.errors))
+
     # growth and forecast ---------------------------------------------------------------------
     parts.append("<h2>Growth and forecast</h2>")
     parts.append(_figure("growth_forecast", pngs,
@@ -961,6 +983,26 @@ def _disk_html(report: Report) -> list[str]:
         "that includes the platform manifests of tagged multi-arch images. Only the filesystem "
         "storage driver is read; S3 and other drivers are out of scope.</p>",
     ]
+
+
+def _unread_section(errors: pd.DataFrame | None) -> str:
+    """The "Could not read" section: what the walk left out, and why."""
+    out = ['<h2 id="could-not-read">Could not read</h2>']
+    if errors is None or not len(errors):
+        out.append('<p class="note">Every repository and tag listed was read.</p>')
+        return "".join(out)
+    tags = errors.dropna(subset=["tag"])
+    out.append(
+        f'<p class="note"><strong id="unread-tags">{len(set(zip(tags["repository"], tags["tag"])))}'
+        f"</strong> tag(s) and {int(errors['tag'].isna().sum())} repositor(y/ies) could not be "
+        "read (errors.csv). A tag that is gone is not in any figure; a tag read in part counts "
+        "what could be read and is never planned for deletion.</p>")
+    out.append(_table(
+        ["repository", "tag", "reference", ("status", True), "code", "message"],
+        [[r.repository, r.tag, short_digest(r.reference) if isinstance(r.reference, str)
+          and r.reference.startswith("sha256:") else r.reference, _num(r.status), r.code,
+          r.message] for r in errors.itertuples(index=False)], ident="unread"))
+    return "".join(out)
 
 
 def _round(value: object) -> str:

@@ -1,14 +1,17 @@
 """The built-in demo registry: a real CNCF Distribution registry on loopback, seeded with a
 realistic synthetic fleet through the registry's own HTTP API.
 
-The fleet (deterministic for a given seed): 12 repositories, about 300 tags over two years
+The fleet (deterministic for a given seed): 14 repositories, about 330 tags over two years
 (ending :data:`ANCHOR`), base layers shared across repositories, dependency layers shared within
 a repository, a small app layer per build; Docker schema 2 and OCI media types; multi-arch
 indexes (one with a buildkit-style attestation); several tags per digest (``latest``,
 ``stable``, ``sha-...``); a few reproducible builds dated 1970-01-01; nanosecond and offset
-timestamps; and one repository whose every tag was deleted (it stays in the catalog with
-``"tags": null``). Layers are real gzip-compressed tar files of random bytes, so compressed sizes
-are honest. The stored total stays under about 100 MB.
+timestamps; one repository whose every tag was deleted (it stays in the catalog with
+``"tags": null``); signed images with their cosign ``.sig`` tags, an SBOM behind a referrers
+fallback tag, an index listing an index (``linux/arm64/v8`` and ``linux/arm`` spellings), a
+Windows image with a 100 MiB foreign base layer (never stored) and Helm charts. Layers are
+real gzip-compressed tar files of random bytes, so compressed sizes are honest. The stored
+total stays under about 100 MB.
 
 >>> with DemoRegistry() as demo:                 # doctest: +SKIP
 ...     client = demo.client()
@@ -30,12 +33,17 @@ from datetime import datetime, timedelta, timezone
 from ..progress import progress_bar
 from ..registry import mediatypes as mt
 from ..registry.client import RegistryClient
+from ..registry.models import Platform
 from ..registry.names import sha256_digest
 from .server import RegistryServer
 
 #: The newest ``created`` in the fleet; dates spread over the two years before it.
 ANCHOR = datetime(2026, 11, 1, tzinfo=timezone.utc)
 EMPTY_REPOSITORY = "sandbox/scratch"
+#: Signed images, an SBOM, a nested index and a Windows image with a foreign layer.
+SUPPLY_REPOSITORY = "supply/app"
+#: Helm charts.
+CHART_REPOSITORY = "charts/storefront"
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,140 @@ class FleetBuilder:
                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
                                 "vnd.docker.reference.digest": subject}}
 
+    # -- content of other kinds (signatures, charts, SBOMs, nested indexes, foreign layers) ---
+    def _put(self, repository: str, reference: str | None, manifest: dict,
+             media_type: str = mt.OCI_MANIFEST) -> tuple[str, int]:
+        raw = json.dumps(manifest, indent=2).encode()
+        digest = self.client.put_manifest(repository, reference or sha256_digest(raw), raw,
+                                          media_type)
+        return digest, len(raw)
+
+    def _blob(self, repository: str, data: bytes, media_type: str, **extra) -> dict:
+        digest = sha256_digest(data)
+        self.push_blobs(repository, [(digest, data)])
+        return {"mediaType": media_type, "digest": digest, "size": len(data), **extra}
+
+    def signature(self, repository: str, subject: str) -> str:
+        """Push a cosign-style signature of ``subject`` under ``sha256-<hex>.sig``: an OCI
+        manifest with an image config dated ``0001-01-01T00:00:00Z`` (as cosign writes) and a
+        simple-signing layer. Returns its digest."""
+        payload = json.dumps({"critical": {"identity": {"docker-reference": repository},
+                                           "image": {"docker-manifest-digest": subject},
+                                           "type": "cosign container image signature"},
+                              "optional": None}).encode()
+        layer = self._blob(repository, payload, mt.COSIGN_SIMPLESIGNING, annotations={
+            "dev.cosignproject.cosign/signature": self.rng.randbytes(48).hex()})
+        config = json.dumps({"architecture": "", "created": "0001-01-01T00:00:00Z",
+                             "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
+                             "rootfs": {"type": "layers",
+                                        "diff_ids": [layer["digest"]]},
+                             "config": {}}).encode()
+        digest, _size = self._put(repository, f"sha256-{subject[7:]}.sig", {
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "config": self._blob(repository, config, mt.OCI_CONFIG), "layers": [layer]})
+        return digest
+
+    def helm_chart(self, repository: str, name: str, version: str, created: str) -> str:
+        """Push a Helm chart (``helm push``'s layout: Helm config, chart tarball, created
+        annotation) under the tag ``version``; return its digest."""
+        chart = self._blob(repository, gzip.compress(
+            f"{name}-{version}: {self.rng.randbytes(16).hex()}".encode() * 40, mtime=0),
+            "application/vnd.cncf.helm.chart.content.v1.tar+gzip")
+        config = json.dumps({"name": name, "version": version, "apiVersion": "v2"}).encode()
+        digest, _size = self._put(repository, version, {
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "config": self._blob(repository, config, mt.HELM_CONFIG), "layers": [chart],
+            "annotations": {mt.CREATED_ANNOTATION: created,
+                            "org.opencontainers.image.title": name,
+                            "org.opencontainers.image.version": version}})
+        return digest
+
+    def sbom(self, repository: str, subject: dict, created: str) -> str:
+        """Push an ORAS-style SBOM of ``subject`` (a descriptor): ``artifactType``, the empty
+        config, a ``subject``; and the referrers fallback tag ``sha256-<hex>`` (an index
+        listing it), as a client does on a registry without the referrers API. Returns the
+        SBOM's digest."""
+        document = json.dumps({"spdxVersion": "SPDX-2.3", "name": subject["digest"],
+                               "packages": [{"name": f"pkg{i}"} for i in range(
+                                   self.rng.randint(5, 40))]}).encode()
+        kind = "application/spdx+json"
+        digest, size = self._put(repository, None, {
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "artifactType": kind,
+            "config": self._blob(repository, b"{}", mt.OCI_EMPTY),
+            "layers": [self._blob(repository, document, kind)],
+            "subject": {k: subject[k] for k in ("mediaType", "digest", "size")},
+            "annotations": {mt.CREATED_ANNOTATION: created}})
+        self._put(repository, f"sha256-{subject['digest'][7:]}", {
+            "schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+                {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": size,
+                 "artifactType": kind}]}, mt.OCI_INDEX)
+        return digest
+
+    def nested_index(self, repository: str, tags: list[str], inner: dict[str, list[_Layer]],
+                     outer: dict[str, list[_Layer]], created: str) -> str:
+        """Push an index listing an index (the ``inner`` platforms) and the ``outer``
+        platforms' images directly; return the outer index's digest."""
+        labels: dict = {}
+        images: list[tuple[str, str, str, int, str]] = []
+
+        def entries(platforms: dict[str, list[_Layer]]) -> list[dict]:
+            out = []
+            for platform, layers in platforms.items():
+                raw, cfg, size = self.image(repository, layers, created, platform, True,
+                                            labels)
+                digest = self.client.put_manifest(repository, sha256_digest(raw), raw,
+                                                  mt.OCI_MANIFEST)
+                os_, arch, *variant = platform.split("/")
+                plat = {"os": os_, "architecture": arch, **({"variant": variant[0]}
+                                                            if variant else {})}
+                out.append({"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": len(raw),
+                            "platform": plat})
+                images.append((platform, digest, cfg, size, created))
+            return out
+
+        inner_digest, inner_size = self._put(repository, None, {
+            "schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries(inner)},
+            mt.OCI_INDEX)
+        raw = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+            {"mediaType": mt.OCI_INDEX, "digest": inner_digest, "size": inner_size},
+            *entries(outer)]}, indent=2).encode()
+        digest = sha256_digest(raw)
+        for tag in tags:
+            self.client.put_manifest(repository, tag, raw, mt.OCI_INDEX)
+            for platform, kid, cfg, size, when in images:
+                self.images.append(SeededImage(repository, tag,
+                                               str(Platform.parse(platform).normalized()),
+                                               digest, kid, cfg, when, size))
+        return digest
+
+    def foreign_image(self, repository: str, tag: str, layers: list[_Layer], created: str,
+                      foreign_size: int, oci: bool = False) -> str:
+        """Push a Windows image whose base layer is foreign (Docker
+        ``foreign.diff.tar.gzip``, or OCI non-distributable with ``oci``): named by digest,
+        size and ``urls``, never uploaded. Returns its digest."""
+        foreign = {
+            "mediaType": ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+                          if oci else mt.DOCKER_FOREIGN_LAYER),
+            "digest": "sha256:" + hashlib.sha256(f"{repository}{tag}".encode()).hexdigest(),
+            "size": foreign_size,
+            "urls": [f"https://mcr.example.com/windows/{tag}.tar.gz"]}
+        config = json.dumps({"architecture": "amd64", "os": "windows",
+                             "os.version": "10.0.20348.2340", "created": created,
+                             "rootfs": {"type": "layers", "diff_ids": [
+                                 "sha256:" + "0" * 64, *(x.diff_id for x in layers)]}}).encode()
+        self.push_blobs(repository, [(x.digest, x.data) for x in layers])
+        layer_type = mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER
+        digest, _size = self._put(repository, tag, {
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST,
+            "config": self._blob(repository, config, mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG),
+            "layers": [foreign, *({"mediaType": layer_type, "digest": x.digest,
+                                   "size": x.size} for x in layers)]},
+            mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST)
+        self.images.append(SeededImage(repository, tag, "windows/amd64", digest, digest,
+                                       sha256_digest(config), created,
+                                       foreign_size + sum(x.size for x in layers)))
+        return digest
+
     def build(self, repository: str, tags: list[str], platforms: dict[str, list[_Layer]],
               created: str, oci: bool, attest: bool = False) -> str:
         """Push one build (single image or index) under ``tags``; return the tag digest."""
@@ -238,7 +380,7 @@ def seed(client: RegistryClient, seed: int = 7, progress: bool | None = None
         One per (repository, tag, platform): digest the tag points to, platform manifest
         digest, config digest, ``created`` as written, layer bytes (compressed).
     """
-    bar = progress_bar(len(APPS) + 2, "seeding", progress, unit="repository")
+    bar = progress_bar(len(APPS) + 3, "seeding", progress, unit="repository")
     try:
         return _seed(client, seed, bar)
     finally:
@@ -315,6 +457,32 @@ def _seed(client: RegistryClient, seed: int, bar) -> list[SeededImage]:
                                                 image.manifest_digest, image.config_digest,
                                                 image.created, image.layer_size))
         bar.update(1)
+
+    # the supply chain: signed builds (cosign ``sha256-<hex>.sig`` tags), an SBOM behind the
+    # referrers fallback tag, an index listing an index (platforms spelt two ways), a Windows
+    # image whose base layer is foreign; and Helm charts, dated by their annotation
+    repo = SUPPLY_REPOSITORY
+    for n in range(7):
+        moment = ANCHOR - timedelta(days=9 * (7 - n), hours=rng.randint(0, 12))
+        app = fleet.layer(fleet.size(4_000, 60_000), f"{repo}-app{n}")
+        digest = fleet.build(repo, [f"2.{n}.0"], {"linux/amd64": stack("alpine", "amd64")
+                                                  + [app]}, _timestamp(moment, 0), oci=True)
+        fleet.signature(repo, digest)
+    top = client.manifest(repo, "2.6.0")
+    fleet.sbom(repo, {"mediaType": top.media_type, "digest": top.digest, "size": top.size},
+               _timestamp(ANCHOR - timedelta(days=2), 0))
+    fleet.nested_index(
+        repo, ["multi"],
+        inner={"linux/amd64": stack("alpine", "amd64") + [fleet.layer(20_000, "multi-amd")],
+               "linux/arm64/v8": stack("alpine", "arm64") + [fleet.layer(20_000, "multi-arm")]},
+        outer={"linux/arm": [fleet.layer(fleet.size(900_000, 1_200_000), "multi-armv7")]},
+        created=_timestamp(ANCHOR - timedelta(days=30), 0))
+    fleet.foreign_image(repo, "windows", [fleet.layer(50_000, "windows-app")],
+                        _timestamp(ANCHOR - timedelta(days=20), 0), foreign_size=100 << 20)
+    for n, version in enumerate(("0.1.0", "0.2.0", "0.3.0", "1.0.0")):
+        fleet.helm_chart(CHART_REPOSITORY, "storefront", version,
+                         _timestamp(ANCHOR - timedelta(days=200 - 60 * n), 0))
+    bar.update(1)
 
     # a repository whose every tag was deleted: same bytes as a live image, so nothing extra
     # stays on disk; it remains in the catalog with "tags": null

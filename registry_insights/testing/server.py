@@ -326,6 +326,9 @@ class RegistryServer:
             "http": {"addr": self.host, "secret": self._secret,
                      **({"prefix": self.prefix} if self.prefix != "/" else {})},
             "health": {"storagedriver": {"enabled": False}},
+            # foreign / non-distributable layers name their URLs; Distribution refuses every
+            # URL unless allowed (as Docker Hub allows Microsoft's)
+            "validation": {"manifests": {"urls": {"allow": ["^https?://"]}}},
         }
         if self.auth:
             config["auth"] = self.auth

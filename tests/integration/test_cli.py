@@ -23,9 +23,9 @@ def test_demo_command_writes_the_report(tmp_path, capsys):
     assert status[0] == "starting the demo registry (CNCF Distribution on loopback)"
     assert status[1].startswith("seeding the demo fleet at http://127.0.0.1")
     assert status[2].startswith("reading http://127.0.0.1")
-    assert "347 tags seeded" in captured.err
+    assert "356 tags seeded" in captured.err
     repos = pd.read_csv(tmp_path / "out" / "repositories.csv")
-    assert len(repos) == 13
+    assert len(repos) == 15
     total = repos[repos["repository"] == "(total)"].iloc[0]
     assert total["unique_bytes"] == total[["layer_bytes", "config_bytes", "manifest_bytes"]].sum()
     tags = pd.read_csv(tmp_path / "out" / "tags.csv")

@@ -113,7 +113,7 @@ def test_notebook_runs_on_the_demo_and_the_kernel_cleans_up(path, tmp_path, monk
     notebook = run(path, tmp_path / "work")
     text = text_of(notebook)
     assert "auth: anonymous" in text and "now: 2026-11-01 00:00 UTC" in text  # the demo's date
-    assert "12 repositories" in text
+    assert "14 repositories" in text
     if path.stem == "cleanup_review":
         assert "DELETE is False: nothing was deleted" in text
         assert "nothing to collect here: DELETE is False" in text

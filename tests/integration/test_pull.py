@@ -347,3 +347,50 @@ def test_a_temporary_file_swept_before_its_lock_is_replaced(tmp_path, monkeypatc
     index = json.loads((root / "index.json").read_text())
     assert [m["annotations"][REF_NAME] for m in index["manifests"]] == ["v1"]
     assert [p.name for p in root.iterdir() if p.name.endswith(TEMP_SUFFIX)] == []
+
+
+def test_demo_nested_index_platform_spellings_and_foreign_layers(demo_registry,
+                                                                 anonymous_registry, tmp_path):
+    """The demo's index listing an index, its ``linux/arm64/v8`` and ``linux/arm`` entries,
+    and an OCI image with a non-distributable layer (its ``urls`` point elsewhere)."""
+    from registry_insights.testing.demo import SUPPLY_REPOSITORY as repo
+
+    with demo_registry.client(cache=None) as client:
+        top = client.manifest(repo, "multi")
+        inner = client.manifest(repo, top.manifests[0].digest)
+        arm64 = next(d for d in inner.manifests if d.platform.architecture == "arm64")
+        assert arm64.platform.variant == "v8"
+        for asked in ("linux/arm64", "linux/arm64/v8", "linux/aarch64"):
+            layout = tmp_path / asked.replace("/", "-")
+            client.pull(repo, "multi", layout, platform=asked, progress=False)
+            entry = check_layout(layout)["manifests"][0]
+            assert entry["digest"] == arm64.digest
+        armv7 = top.manifests[1]
+        for asked in ("linux/arm", "linux/arm/v7"):
+            layout = tmp_path / asked.replace("/", "-")
+            client.pull(repo, "multi", layout, platform=asked, progress=False)
+            assert check_layout(layout)["manifests"][0]["digest"] == armv7.digest
+        with pytest.raises(ri.NotFound, match="it has: linux/amd64, linux/arm, linux/arm64/v8"):
+            client.pull(repo, "multi", tmp_path / "none", platform="linux/s390x",
+                        progress=False)
+        # the whole nested index: both indexes, three images
+        whole = tmp_path / "whole"
+        client.pull(repo, "multi", whole, progress=False)
+        check_layout(whole)
+        names = {p.name for p in (whole / "blobs" / "sha256").iterdir()}
+        assert {top.digest[7:], inner.digest[7:], arm64.digest[7:], armv7.digest[7:]} <= names
+        # foreign layers are not fetched (the registry does not hold them), Docker and OCI
+        layout = tmp_path / "windows"
+        client.pull(repo, "windows", layout, platform="windows/amd64", progress=False)
+        check_layout(layout)
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        fleet = FleetBuilder(client, 3)
+        fleet.foreign_image("pull/foreign", "oci", [fleet.layer(5_000, "foreign-oci")],
+                            "2026-02-01T00:00:00Z", foreign_size=1 << 20, oci=True)
+        layout = tmp_path / "foreign-oci"
+        client.pull("pull/foreign", "oci", layout, progress=False)
+        check_layout(layout)
+        manifest = client.manifest("pull/foreign", "oci")
+        held = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
+        assert manifest.layers[0].is_foreign and manifest.layers[0].digest[7:] not in held
+        assert manifest.layers[1].digest[7:] in held

@@ -132,7 +132,7 @@ def test_report_writes_every_file(demo_report):
     names = {path.name for path in report.files.values()}
     assert names == {"tags.csv", "repositories.csv", "growth.csv", "forecast.csv",
                      "stale_tags.csv", "shared_layers.csv", "cleanup_scenarios.csv",
-                     "report.html",
+                     "errors.csv", "content_kinds.csv", "report.html",
                      *(f"{name}.png" for name in PLOTS)}
     for path in report.files.values():
         assert path.parent == report.directory and path.stat().st_size > 0, path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64 as b64
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -385,8 +387,16 @@ def test_timestamp_without_zone_taken_as_utc():
                                                               tzinfo=timezone.utc)
 
 
-def test_go_zero_time():
-    assert parse_timestamp("0001-01-01T00:00:00Z") == datetime(1, 1, 1, tzinfo=timezone.utc)
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "1677-09-21T00:12:43Z",
+                                   "2262-04-12T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_times_outside_the_frames_range_are_unknown(value):
+    # Go's zero time (cosign, crane append) and anything datetime64[ns] cannot hold
+    assert parse_timestamp(value) is None
+
+
+def test_times_at_the_edges_of_the_range_are_kept():
+    assert parse_timestamp("1677-09-22T00:00:00Z") == datetime(1677, 9, 22, tzinfo=timezone.utc)
+    assert parse_timestamp("2262-04-10T00:00:00Z") == datetime(2262, 4, 10, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize("value", [None, "", "   ", "yesterday", "2024-13-01T00:00:00Z",
@@ -397,3 +407,72 @@ def test_timestamp_missing_or_garbage(value):
 
 def test_timestamp_out_of_range_after_conversion_is_none():
     assert parse_timestamp("0001-01-01T00:00:00+02:00") is None
+
+
+# -- content kinds (issue 11) -----------------------------------------------------------------
+from registry_insights.registry.models import (  # noqa: E402
+    manifest_digest,
+    schema1_config,
+    schema1_payload,
+)
+from registry_insights.registry.walk import accessory_subject  # noqa: E402
+
+
+@pytest.mark.parametrize(("written", "normal"), [
+    ("linux/arm64/v8", "linux/arm64"), ("linux/aarch64", "linux/arm64"),
+    ("linux/arm", "linux/arm/v7"), ("linux/armhf", "linux/arm/v7"), ("linux/arm/7", "linux/arm/v7"),
+    ("linux/armel", "linux/arm/v6"), ("linux/x86_64", "linux/amd64"),
+    ("linux/amd64/v1", "linux/amd64"), ("linux/amd64/v3", "linux/amd64/v3"),
+    ("Linux/AMD64", "linux/amd64"), ("linux/i386", "linux/386"), ("windows/amd64", "windows/amd64"),
+])
+def test_platforms_are_normalised_as_containerd_does(written, normal):
+    assert str(Platform.parse(written).normalized()) == normal
+
+
+@pytest.mark.parametrize("platform", [{"os": 1, "architecture": "amd64"},
+                                      {"os": "linux", "architecture": ["arm64"]},
+                                      {"os": "linux", "architecture": "arm", "variant": ["v7"]},
+                                      {"os": None, "architecture": {"x": 1}}])
+def test_hostile_platform_fields_are_unknown(platform):
+    parsed = Platform.from_dict(platform)
+    assert all(isinstance(p, str) for p in (parsed.os, parsed.architecture))
+    assert parsed.variant is None or isinstance(parsed.variant, str)
+    assert Platform.from_dict(["not", "a", "dict"]) is None
+
+
+def test_descriptors_with_urls_or_foreign_types_are_foreign():
+    base = {"digest": "sha256:" + "a" * 64, "size": 5}
+    assert Descriptor.from_dict({**base, "mediaType": mt.DOCKER_FOREIGN_LAYER}).is_foreign
+    assert Descriptor.from_dict({
+        **base, "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "urls": ["https://x"]}).is_foreign
+    assert Descriptor.from_dict({**base, "mediaType": mt.OCI_LAYER_GZIP,
+                                 "urls": ["https://x"]}).is_foreign
+    assert not Descriptor.from_dict({**base, "mediaType": mt.OCI_LAYER_GZIP}).is_foreign
+    assert Descriptor.from_dict({**base, "size": True, "mediaType": 3}).size is None
+
+
+def test_accessory_tags_name_their_subject():
+    hex64 = "0123456789abcdef" * 4
+    for suffix in ("", ".sig", ".att", ".sbom"):
+        assert accessory_subject(f"sha256-{hex64}{suffix}") == f"sha256:{hex64}"
+    for tag in ("sha256-abc.sig", f"sha256-{hex64}.zip", "latest", f"sha512-{hex64}"):
+        assert accessory_subject(tag) is None
+
+
+def test_schema1_payload_leaves_the_signatures_out():
+    payload = b'{\n   "schemaVersion": 1,\n   "history": [{"v1Compatibility": ' \
+        b'"{\\"created\\": \\"2016-05-04T03:02:01Z\\", \\"os\\": \\"linux\\"}"}]\n}'
+    def enc(data: bytes) -> str:
+        return b64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    length = len(payload) - 2
+    protected = enc(json.dumps({"formatLength": length, "formatTail": enc(b"\n}")}).encode())
+    block = json.dumps([{"protected": protected, "signature": "x"}]).encode()
+    signed = payload[:length] + b',\n   "signatures": ' + block + b"\n}"
+    assert schema1_payload(signed) == payload
+    assert manifest_digest(signed) == "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert manifest_digest(payload) == "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert schema1_payload(b'{"signatures": [{"protected": "!!"}]}') is None
+    assert schema1_config(json.loads(payload))["created"] == "2016-05-04T03:02:01Z"
+    assert schema1_config({"history": "no"}) == {}
