@@ -137,10 +137,19 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
     per_repo["shared_bytes"] = per_repo["unique_bytes"] - per_repo["exclusive_bytes"]
     per_repo = coerce(per_repo, SUMMARY_SCHEMA)[list(SUMMARY_SCHEMA)]
     per_repo = per_repo.sort_values(["unique_bytes", "repository"], ascending=[False, True])
-    distinct = per_blob.assign(digest=blobs["digest"]).drop_duplicates("digest")
+    total = _total_row(per_repo, per_blob.assign(digest=blobs["digest"]), foreign)
+    out = pd.concat([per_repo, coerce(pd.DataFrame([total]), SUMMARY_SCHEMA)],
+                    ignore_index=True)
+    return coerce(out, SUMMARY_SCHEMA)
+
+
+def _total_row(per_repo: pd.DataFrame, per_blob: pd.DataFrame, foreign: pd.DataFrame) -> dict:
+    """The registry-wide row: each blob once (``per_blob`` has one row per repository and
+    blob), exclusive bytes summed over repositories."""
+    distinct = per_blob.drop_duplicates("digest")
     unique_total = int(distinct["unique_bytes"].sum())
     exclusive_total = int(per_repo["exclusive_bytes"].sum())
-    total = {
+    return {
         "repository": TOTAL, "tags": int(per_repo["tags"].sum()),
         "manifests": int(per_repo["manifests"].sum()),
         "logical_bytes": int(per_repo["logical_bytes"].sum()),
@@ -152,9 +161,6 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
         "foreign_bytes": int(foreign.drop_duplicates("digest")["size"].sum())
         if len(foreign) else 0,
     }
-    out = pd.concat([per_repo, coerce(pd.DataFrame([total]), SUMMARY_SCHEMA)],
-                    ignore_index=True)
-    return coerce(out, SUMMARY_SCHEMA)
 
 
 def repository_summary(tags: pd.DataFrame, layers: pd.DataFrame,

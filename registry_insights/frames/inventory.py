@@ -172,15 +172,19 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
                                 progress, errors)
     inventory = Inventory(client.registry, repos, details, errors)
     if errors:
-        shown = "; ".join(
-            f"{e.repository}{':' + e.tag if e.tag else ''}"
-            f"{' @' + e.reference if e.reference and e.reference != e.tag else ''}"
-            f" ({e.code or e.status})" for e in errors[:5])
-        log.warning("%d tag(s) and %d repositor(y/ies) of %s could not be read, and are left "
-                    "out (Inventory.errors lists them): %s%s", inventory.unread_tags,
-                    sum(e.tag is None for e in errors), client.registry, shown,
-                    " ..." if len(errors) > 5 else "")
+        _warn_unread(inventory, errors)
     return inventory
+
+
+def _warn_unread(inventory: Inventory, errors: list[ReadError]) -> None:
+    shown = "; ".join(
+        f"{e.repository}{':' + e.tag if e.tag else ''}"
+        f"{' @' + e.reference if e.reference and e.reference != e.tag else ''}"
+        f" ({e.code or e.status})" for e in errors[:5])
+    log.warning("%d tag(s) and %d repositor(y/ies) of %s could not be read, and are left "
+                "out (Inventory.errors lists them): %s%s", inventory.unread_tags,
+                sum(e.tag is None for e in errors), inventory.registry, shown,
+                " ..." if len(errors) > 5 else "")
 
 
 def _executor_width(executor) -> int:

@@ -232,76 +232,93 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     if not pairs:
         return []
     client.plan_repositories(r for r, _ in pairs)
-    tops: dict[int, Manifest | BaseException] = {}
-    children: dict[tuple[str, str], Manifest | BaseException] = {}
-    started: set = set()
-    guard = threading.Lock()
     bar = progress_bar(len(pairs), "tags", progress)
     # a walk the cache answers whole runs on this thread: no request to overlap, and handing
     # tens of thousands of in-memory answers between threads would cost more than it saves
     _found, missing = preload(client, pairs)
-    pipeline = client.workers.pipeline() if missing else Pipeline(None)
-
-    def first_time(key) -> bool:
-        with guard:
-            if key in started:
-                return False
-            started.add(key)
-            return True
-
-    def want_config(repository: str, manifest: Manifest, entry: Descriptor | None) -> None:
-        cfg = image_config(manifest, entry)
-        if (cfg is not None and cfg.digest not in client._configs
-                and first_time(("config", cfg.digest))):
-            pipeline.submit(fetch_config, repository, cfg)
-
-    def fetch_config(repository: str, cfg: Descriptor) -> None:
-        try:
-            client.config(repository, cfg)
-        except TAG_ERRORS:
-            pass  # asked again when the tag is assembled, and recorded for that tag
-
-    def follow(repository: str, index: Manifest) -> None:
-        for entry in index.manifests:
-            if first_time(("child", repository, entry.digest)):
-                pipeline.submit(fetch_child, repository, entry)
-
-    def fetch_child(repository: str, entry: Descriptor) -> None:
-        try:
-            manifest = client.manifest(repository, entry.digest)
-        except TAG_ERRORS as exc:
-            children[(repository, entry.digest)] = exc
-            return
-        children[(repository, entry.digest)] = manifest
-        if manifest.is_index:
-            follow(repository, manifest)
-        else:
-            want_config(repository, manifest, entry)
-
-    def fetch_top(i: int, repository: str, tag: str) -> None:
-        try:
-            top = client.manifest(repository, tag)
-        except TAG_ERRORS as exc:
-            if errors is None:
-                raise
-            tops[i] = exc
-            return
-        finally:
-            bar.update(1)
-        tops[i] = top
-        if top.is_index:
-            follow(repository, top)
-        else:
-            want_config(repository, top, None)
-
+    walk = _Walk(client, client.workers.pipeline() if missing else Pipeline(None), bar,
+                 raise_for_tags=errors is None)
     try:
         for i, (repository, tag) in enumerate(pairs):
-            pipeline.submit(fetch_top, i, repository, tag)
-        pipeline.wait()
+            walk.pipeline.submit(walk.fetch_top, i, repository, tag)
+        walk.pipeline.wait()
     finally:
         bar.close()
         client.cache.release()
         client.cache.flush()
+    return _assemble_all(client, pairs, walk.tops, walk.children, errors)
+
+
+class _Walk:
+    """The state of one pipelined walk: what was fetched (manifests, or the error that kept
+    one unread) and which requests were started, so each is asked once."""
+
+    def __init__(self, client: RegistryClient, pipeline: Pipeline, bar, raise_for_tags: bool):
+        self.client, self.pipeline, self.bar = client, pipeline, bar
+        self.raise_for_tags = raise_for_tags
+        self.tops: dict[int, Manifest | BaseException] = {}
+        self.children: dict[tuple[str, str], Manifest | BaseException] = {}
+        self._started: set = set()
+        self._guard = threading.Lock()
+
+    def first_time(self, key) -> bool:
+        with self._guard:
+            if key in self._started:
+                return False
+            self._started.add(key)
+            return True
+
+    def want_config(self, repository: str, manifest: Manifest,
+                    entry: Descriptor | None) -> None:
+        cfg = image_config(manifest, entry)
+        if (cfg is not None and cfg.digest not in self.client._configs
+                and self.first_time(("config", cfg.digest))):
+            self.pipeline.submit(self.fetch_config, repository, cfg)
+
+    def fetch_config(self, repository: str, cfg: Descriptor) -> None:
+        try:
+            self.client.config(repository, cfg)
+        except TAG_ERRORS:
+            pass  # asked again when the tag is assembled, and recorded for that tag
+
+    def follow(self, repository: str, index: Manifest) -> None:
+        for entry in index.manifests:
+            if self.first_time(("child", repository, entry.digest)):
+                self.pipeline.submit(self.fetch_child, repository, entry)
+
+    def fetch_child(self, repository: str, entry: Descriptor) -> None:
+        try:
+            manifest = self.client.manifest(repository, entry.digest)
+        except TAG_ERRORS as exc:
+            self.children[(repository, entry.digest)] = exc
+            return
+        self.children[(repository, entry.digest)] = manifest
+        if manifest.is_index:
+            self.follow(repository, manifest)
+        else:
+            self.want_config(repository, manifest, entry)
+
+    def fetch_top(self, i: int, repository: str, tag: str) -> None:
+        try:
+            top = self.client.manifest(repository, tag)
+        except TAG_ERRORS as exc:
+            if self.raise_for_tags:
+                raise
+            self.tops[i] = exc
+            return
+        finally:
+            self.bar.update(1)
+        self.tops[i] = top
+        if top.is_index:
+            self.follow(repository, top)
+        else:
+            self.want_config(repository, top, None)
+
+
+def _assemble_all(client: RegistryClient, pairs: list[tuple[str, str]], tops: dict,
+                  children: dict, errors: list | None) -> list[TagDetails]:
+    """Every readable tag's details, in input order; what could not be read goes to
+    ``errors`` (or is raised when ``errors`` is None)."""
     shared: dict = {}
     out = []
     for i, (repository, tag) in enumerate(pairs):
