@@ -14,8 +14,16 @@ PY
 )"
 venv="${OLDEST_PANDAS_VENV:-$(mktemp -d "${TMPDIR:-/tmp}/oldest-pandas.XXXXXX")}"
 python3 -m venv "$venv"
+# pyarrow at the oldest pyproject.toml allows too: newer wheels need numpy 2, pandas 2.1 numpy 1
+oldest_pyarrow="$(python3 - <<'PY'
+import re, tomllib
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+spec = next(d for d in deps if re.match(r"pyarrow\b", d))
+print(re.search(r">=\s*([0-9.]+)", spec).group(1))
+PY
+)"
 "$venv/bin/pip" install -q --disable-pip-version-check -e ".[test]" "pandas==${oldest}.*" \
-    "numpy<2"
+    "numpy<2" "pyarrow==${oldest_pyarrow}.*"
 "$venv/bin/python" - "$oldest" <<'PY'
 import sys
 import pandas

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape as _escape_html
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -669,6 +670,22 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
     stale_days = int(report.stale_after / pd.Timedelta(days=1))
     registry = report.registry or "registry"
 
+    c = SimpleNamespace(pngs=pngs, s=s, per_repo=per_repo, total=total, unique=unique,
+                        fc=fc, attrs=attrs, grown=grown, stale=stale, now=now,
+                        generated=generated, stale_days=stale_days, registry=registry,
+                        report=report)
+    parts = _head_html(c)
+    for section in (_storage_html, _growth_html, _ages_html, _reclaimable_html,
+                    _sharing_html):
+        parts.extend(section(c))
+    return "\n".join(p for p in parts if p)
+
+
+def _head_html(c: SimpleNamespace) -> list[str]:
+    """The page's head, the key figures, what changed since the last review and the disk."""
+    (per_repo, total, unique, attrs, stale, now, generated, stale_days, registry, report) = (
+        c.per_repo, c.total, c.unique, c.attrs, c.stale, c.now, c.generated, c.stale_days,
+        c.registry, c.report)
     slope = attrs.get("slope_bytes_per_day", np.nan)
     cards = [
         ("Stored (unique blobs)", format_bytes(unique), f"{unique} bytes", "total-unique-bytes"),
@@ -716,7 +733,13 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
     parts.append("</div>")
     parts.extend(_since_last_review_html(report))
     parts.extend(_disk_html(report))
+    return parts
 
+
+def _storage_html(c: SimpleNamespace) -> list[str]:
+    """Storage by repository, by kind of blob, by kind of content; what could not be read."""
+    pngs, s, total, unique, report = c.pngs, c.s, c.total, c.unique, c.report
+    parts: list[str] = []
     # storage ---------------------------------------------------------------------------------
     parts.append("<h2>Storage by repository</h2>")
     parts.append(_figure("storage_by_repository", pngs,
@@ -756,7 +779,13 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
             [[r.kind, _num(r.rows), _num(r.tags), _num(r.manifests), *_bytes_cells(r.bytes),
               r.counted] for r in kinds.itertuples(index=False)], ident="content-kinds"))
     parts.append(_unread_section(report.errors))
+    return parts
 
+
+def _growth_html(c: SimpleNamespace) -> list[str]:
+    """Growth and the forecast."""
+    pngs, attrs, grown, report = c.pngs, c.attrs, c.grown, c.report
+    parts: list[str] = []
     # growth and forecast ---------------------------------------------------------------------
     parts.append("<h2>Growth and forecast</h2>")
     parts.append(_figure("growth_forecast", pngs,
@@ -787,7 +816,13 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
             f'<span id="undated-bytes">{undated}</span> bytes ({escape(format_bytes(undated))}),'
             f" {int(grown.attrs.get('undated_rows', 0))} rows, not on the timeline; "
             f"{last} + {undated} = {last + undated} bytes stored.</p>")
+    return parts
 
+
+def _ages_html(c: SimpleNamespace) -> list[str]:
+    """Tag ages and stale tags."""
+    pngs, stale, now, stale_days, report = c.pngs, c.stale, c.now, c.stale_days, c.report
+    parts: list[str] = []
     # ages and stale tags ---------------------------------------------------------------------
     parts.append(f"<h2>Tag age and stale tags (older than {stale_days} days)</h2>")
     parts.append('<div class="pair">')
@@ -807,7 +842,13 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
         f"<strong>{report.unknown_date_rows}</strong> image rows of unknown date (missing or "
         "before 1980, e.g. reproducible builds dated 1970-01-01) are counted apart, never as "
         "stale. Age is build age (the config's <code>created</code>), not push time.</p>")
+    return parts
 
+
+def _reclaimable_html(c: SimpleNamespace) -> list[str]:
+    """The top reclaimable candidates."""
+    per_repo, unique, stale, report = c.per_repo, c.unique, c.stale, c.report
+    parts: list[str] = []
     # reclaimable -----------------------------------------------------------------------------
     parts.append("<h2>Top reclaimable candidates</h2>")
     if report.scenarios is not None and len(report.scenarios):
@@ -850,7 +891,13 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
         "bound of what deleting the tag frees, since layers shared with remaining images stay. "
         "Deleting a manifest by digest removes every tag pointing to it; space is freed by the "
         "registry's garbage collection.</p>")
+    return parts
 
+
+def _sharing_html(c: SimpleNamespace) -> list[str]:
+    """Layer sharing, image sizes and the footer."""
+    pngs, registry, report = c.pngs, c.registry, c.report
+    parts: list[str] = []
     # sharing and sizes -----------------------------------------------------------------------
     parts.append("<h2>Layer sharing and image sizes</h2>")
     parts.append(_figure("shared_layers", pngs, "Bars of bytes saved by the most shared layers"))
@@ -872,7 +919,7 @@ def render_html(report: Report, pngs: dict[str, bytes] | None = None) -> str:
         f"<footer>Written by registry_insights from {escape(registry)}. Files beside this "
         f"page: {escape(files or 'none')}. CSV sizes are integer bytes, times ISO 8601 UTC."
         "</footer></main></body></html>")
-    return "\n".join(p for p in parts if p)
+    return parts
 
 
 def _since_last_review_html(report: Report) -> list[str]:
