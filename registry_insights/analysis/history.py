@@ -116,8 +116,9 @@ def diff(older: Snapshot, newer: Snapshot) -> SnapshotDiff:
     old_digest = old_tags.reindex(keys)
     new_digest = new_tags.reindex(keys)
     change = np.select(
-        [old_digest.isna().to_numpy(), new_digest.isna().to_numpy(),
-         (old_digest.fillna("") != new_digest.fillna("")).to_numpy()],
+        [old_digest.isna().to_numpy(dtype=bool), new_digest.isna().to_numpy(dtype=bool),
+         # plain bools: pandas 2.1 compares string columns into a nullable BooleanArray
+         (old_digest.fillna("") != new_digest.fillna("")).to_numpy(dtype=bool)],
         ["added", "removed", "moved"], default="")
     changed = change != ""
     old_size, new_size = _tag_bytes(older), _tag_bytes(newer)

@@ -262,36 +262,10 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
     """
     from ..analysis.disk import disk_summary
     from ..frames.disk import read_storage
-    from .history import review_history, snapshot
 
     contents = read_storage(storage) if storage is not None else None
-    review = None
-    history_error = ""
-    if history is not None and history is not False:
-        store = None if history is True else history
-        try:
-            current = snapshot(inventory, store, taken_at=taken_at, storage=contents,
-                               partial=partial)
-        except OSError as error:
-            if history is not True:  # a store the caller named: say so, loudly
-                raise
-            # the default store (user data directory) cannot be written: report without it
-            history_error = (f"no snapshot saved: the default history store cannot be "
-                             f"written ({error.strerror or error}: {error.filename or ''}); "
-                             "give --history DIR")
-        else:
-            review = review_history(store, current)
-    disk = None
-    if contents is not None:
-        totals = (review.current.totals if review is not None else None)
-        stored = totals["stored_bytes"] if totals else None
-        if stored is None:
-            from .history import totals_of
-
-            stored = totals_of(inventory.tags(attestations=True),
-                               inventory.layers(attestations=True),
-                               inventory.repositories)["stored_bytes"]
-        disk = disk_summary(contents, stored)
+    review, history_error = _review(inventory, history, taken_at, contents, partial)
+    disk = None if contents is None else disk_summary(contents, _stored_bytes(inventory, review))
     return report_from_frames(
         inventory.tags(attestations=attestations_in_storage),
         inventory.layers(attestations=attestations_in_storage), directory,
@@ -299,6 +273,37 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
         html=html, capacity=capacity, now=now, stale_after=stale_after, horizon=horizon,
         freq=freq, review=review, disk=disk, history_error=history_error,
         raw_csv=raw_csv, errors=inventory.errors)
+
+
+def _review(inventory: Inventory, history, taken_at, contents, partial: bool):
+    """Save the snapshot and compare it with the previous one: ``(review or None, a note
+    when the default store could not be written)``."""
+    from .history import review_history, snapshot
+
+    if history is None or history is False:
+        return None, ""
+    store = None if history is True else history
+    try:
+        current = snapshot(inventory, store, taken_at=taken_at, storage=contents,
+                           partial=partial)
+    except OSError as error:
+        if history is not True:  # a store the caller named: say so, loudly
+            raise
+        # the default store (user data directory) cannot be written: report without it
+        return None, (f"no snapshot saved: the default history store cannot be written "
+                      f"({error.strerror or error}: {error.filename or ''}); give --history DIR")
+    return review_history(store, current), ""
+
+
+def _stored_bytes(inventory: Inventory, review) -> int:
+    """What the registry stores by the API's view (the snapshot's total, else computed)."""
+    totals = review.current.totals if review is not None else None
+    if totals and totals.get("stored_bytes") is not None:
+        return totals["stored_bytes"]
+    from .history import totals_of
+
+    return totals_of(inventory.tags(attestations=True), inventory.layers(attestations=True),
+                     inventory.repositories)["stored_bytes"]
 
 
 def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
