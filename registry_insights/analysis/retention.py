@@ -5,6 +5,34 @@ policies (``keep_n``, ``older_than``, ``name_regex_keep``, ``name_regex``) with 
 for digests, written out in :func:`retention_plan`. The plan says *what* to delete; applying
 it is ``client.delete_many(deletions(plan))``, and what the registry's garbage collection then
 frees is :func:`registry_insights.reclaim.reclaimable`.
+
+The rules (:func:`retention_plan`), in order:
+
+1. A protected tag is kept: :data:`DEFAULT_PROTECTED` (``latest``) and the tags named in
+   ``protect``, which add to the defaults rather than replace them (``--protect stable``
+   keeps ``latest`` too). So is a tag ``keep_regex`` matches (whole tag).
+2. When ``delete_regex`` is given, only the tags it matches (whole tag) are candidates;
+   the others are kept. With no rule at all (no ``keep_last``, ``older_than`` or
+   ``delete_regex``) nothing is deleted.
+3. Age rules (``keep_last``, ``older_than``) never delete a tag whose creation time is
+   unknown (NaT) or before 1980 (reproducible builds say 1970-01-01): its age is unknown,
+   so it is kept. Without age rules, ``delete_regex`` alone deletes what it matches.
+4. ``keep_last=N`` keeps, per repository, the candidates pointing to the N newest
+   **distinct digests** (by ``created_at``; several tags on one digest count once), so
+   re-tagging a build does not push older builds out.
+5. ``older_than`` (``"90d"``, ``"12h"``, ``"2w"``, a timedelta) keeps candidates created
+   at or after ``now - older_than``. With both age rules, a candidate is deleted only when
+   both say so.
+6. A digest that any kept tag of the repository points to is never deleted: its other
+   tags are kept too (reason ``"digest shared with kept tag X"``). Deleting a manifest
+   deletes every tag on it, so this is what keeps kept tags alive.
+7. Accessories (``subject`` set: cosign/notation ``sha256-<hex>.sig``/``.att``/``.sbom``
+   tags, referrers fallback tags, manifests with a ``subject``) are not ranked and not
+   aged on their own (only ``protect`` and ``keep_regex`` apply to them): one is deleted
+   exactly when every tag of the repository on its subject (as a tag's digest or as one of
+   its platform manifests) is deleted, and kept otherwise, or when no tag holds it.
+8. A tag that could be read only in part (``complete`` False) is kept: retention never
+   plans from rows it could not read.
 """
 
 from __future__ import annotations
@@ -167,35 +195,8 @@ def collapse_platforms(tags: pd.DataFrame) -> pd.DataFrame:
 def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=None,
                    keep_regex=None, delete_regex=None, protect: Iterable[str] | str = (),
                    now=None, protect_defaults: bool = True) -> pd.DataFrame:
-    """Decide, per (repository, tag), whether a cleanup keeps or deletes it, and say why.
-
-    The rules, in order (GitLab cleanup policies; Harbor's digest care):
-
-    1. A protected tag is kept: :data:`DEFAULT_PROTECTED` (``latest``) and the tags named in
-       ``protect``, which add to the defaults rather than replace them (``--protect stable``
-       keeps ``latest`` too). So is a tag ``keep_regex`` matches (whole tag).
-    2. When ``delete_regex`` is given, only the tags it matches (whole tag) are candidates;
-       the others are kept. With no rule at all (no ``keep_last``, ``older_than`` or
-       ``delete_regex``) nothing is deleted.
-    3. Age rules (``keep_last``, ``older_than``) never delete a tag whose creation time is
-       unknown (NaT) or before 1980 (reproducible builds say 1970-01-01): its age is unknown,
-       so it is kept. Without age rules, ``delete_regex`` alone deletes what it matches.
-    4. ``keep_last=N`` keeps, per repository, the candidates pointing to the N newest
-       **distinct digests** (by ``created_at``; several tags on one digest count once), so
-       re-tagging a build does not push older builds out.
-    5. ``older_than`` (``"90d"``, ``"12h"``, ``"2w"``, a timedelta) keeps candidates created
-       at or after ``now - older_than``. With both age rules, a candidate is deleted only when
-       both say so.
-    6. A digest that any kept tag of the repository points to is never deleted: its other
-       tags are kept too (reason ``"digest shared with kept tag X"``). Deleting a manifest
-       deletes every tag on it, so this is what keeps kept tags alive.
-    7. Accessories (``subject`` set: cosign/notation ``sha256-<hex>.sig``/``.att``/``.sbom``
-       tags, referrers fallback tags, manifests with a ``subject``) are not ranked and not
-       aged on their own (only ``protect`` and ``keep_regex`` apply to them): one is deleted
-       exactly when every tag of the repository on its subject (as a tag's digest or as one of
-       its platform manifests) is deleted, and kept otherwise, or when no tag holds it.
-    8. A tag that could be read only in part (``complete`` False) is kept: retention never
-       plans from rows it could not read.
+    """Decide, per (repository, tag), whether a cleanup keeps or deletes it, and say why, by
+    the rules of the module docstring (GitLab cleanup policies; Harbor's digest care).
 
     Parameters
     ----------
@@ -224,92 +225,43 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
     Raises
     ------
     ValueError
-        For a negative ``keep_last``; :class:`~registry_insights.errors.InvalidValue` (a
-        ``ValueError``) for a malformed or out-of-range ``older_than`` or ``now``, a malformed
-        regular expression, or one that takes more than :data:`REGEX_TIMEOUT` seconds on a tag.
+        A negative ``keep_last``; ``InvalidValue``: a malformed or out-of-range ``older_than``
+        or ``now``, a bad regular expression or one slower than :data:`REGEX_TIMEOUT` s a tag.
     """
-    if keep_last is not None and (int(keep_last) != keep_last or keep_last < 0):
-        raise ValueError(f"keep_last must be a whole number >= 0, not {keep_last!r}")
+    _check_keep_last(keep_last)
     age = parse_age(older_than) if older_than is not None else None
     age_text = older_than if isinstance(older_than, str) else str(age)
-    keep_re = _pattern(keep_regex, "keep_regex")
-    delete_re = _pattern(delete_regex, "delete_regex")
-    protected = {protect} if isinstance(protect, str) else set(protect or ())
-    protected.discard("")
-    if protect_defaults:
-        protected |= set(DEFAULT_PROTECTED)
+    keep_re, delete_re = _pattern(keep_regex, "keep_regex"), _pattern(delete_regex,
+                                                                       "delete_regex")
+    protected = _protected(protect, protect_defaults)
     cutoff = None if age is None else _cutoff(now, age)
-    any_rule = keep_last is not None or age is not None or delete_re is not None
     age_rules = keep_last is not None or age is not None
-
-    plan = collapse_platforms(tags)
-    if not len(plan):
+    any_rule = age_rules or delete_re is not None
+    if not len(plan := collapse_platforms(tags)):
         return empty(PLAN_SCHEMA)
     n = len(plan)
     action: list[str | None] = [None] * n
-    reason: list[str | None] = [None] * n
-    rank: list[int | None] = [None] * n
-    repos = plan["repository"].astype(str).tolist()
-    names = plan["tag"].astype(str).tolist()
-    digests = plan["digest"].astype(object).where(plan["digest"].notna(), None).tolist()
-    created = list(plan["created_at"])
-    known = [not pd.isna(c) and c >= EARLIEST_KNOWN for c in created]
-    subjects = [None if pd.isna(v) else str(v) for v in plan["subject"]]
-    complete = plan["complete"].fillna(True).astype(bool).tolist()
-
-    candidates: list[int] = []
-    accessories: list[int] = []
+    reason, rank = list(action), list(action)
+    repos, names, digests, created, known, subjects, complete = _columns(plan)
+    candidates, accessories = [], []
     for i in range(n):
-        tag = names[i]
-        if tag in protected:
-            action[i], reason[i] = KEEP, "protected tag"
-        elif keep_re is not None and keep_re.fullmatch(tag):
-            action[i], reason[i] = KEEP, f"matches keep_regex {keep_re.pattern!r}"
-        elif not complete[i]:
-            action[i], reason[i] = KEEP, "could not be read completely: never planned"
-        elif subjects[i] is not None:
+        kept = _kept_by_name(names[i], protected, keep_re) or (
+            None if complete[i] else "could not be read completely: never planned")
+        if not kept and subjects[i] is not None:
             accessories.append(i)
-        elif delete_re is not None and not delete_re.fullmatch(tag):
-            action[i], reason[i] = KEEP, f"does not match delete_regex {delete_re.pattern!r}"
-        elif not any_rule:
-            action[i], reason[i] = KEEP, "no deletion rule given"
-        elif age_rules and not known[i]:
-            when = "unknown" if pd.isna(created[i]) else f"{created[i]:%Y-%m-%d} (before 1980)"
-            action[i], reason[i] = KEEP, f"created {when}: age rules never delete it"
+            continue
+        kept = kept or _not_a_candidate(names[i], delete_re, any_rule, age_rules, created[i],
+                                        known[i])
+        if kept:
+            action[i], reason[i] = KEEP, kept
         else:
             candidates.append(i)
 
     if keep_last is not None:
-        newest: dict[tuple[str, str | None], pd.Timestamp] = {}
-        for i in candidates:
-            key = (repos[i], digests[i])
-            newest[key] = max(newest.get(key, created[i]), created[i])
-        order = sorted(newest, key=lambda k: (k[0], -newest[k].value, str(k[1])))
-        ranks: dict[tuple[str, str | None], int] = {}
-        counts: dict[str, int] = {}
-        for key in order:
-            counts[key[0]] = counts.get(key[0], 0) + 1
-            ranks[key] = counts[key[0]]
-        for i in candidates:
-            rank[i] = ranks[(repos[i], digests[i])]
-
+        _rank_digests(candidates, repos, digests, created, rank)
     for i in candidates:
-        parts = []
-        if keep_last is not None:
-            if rank[i] <= keep_last:
-                action[i] = KEEP
-                reason[i] = f"digest #{rank[i]} of the {keep_last} newest (keep_last)"
-                continue
-            parts.append(f"digest #{rank[i]}, beyond keep_last {keep_last}")
-        if cutoff is not None:
-            if created[i] >= cutoff:
-                action[i] = KEEP
-                reason[i] = f"created {created[i]:%Y-%m-%d}, newer than {age_text}"
-                continue
-            parts.append(f"created {created[i]:%Y-%m-%d}, older than {age_text}")
-        if delete_re is not None:
-            parts.append(f"matches delete_regex {delete_re.pattern!r}")
-        action[i], reason[i] = DELETE, "; ".join(parts)
+        action[i], reason[i] = _decide(rank[i], created[i], keep_last, cutoff, age_text,
+                                       delete_re)
 
     _keep_shared_digests(action, reason, repos, names, digests)
     if accessories:
@@ -317,9 +269,90 @@ def retention_plan(tags: pd.DataFrame, keep_last: int | None = None, older_than=
         _keep_shared_digests(action, reason, repos, names, digests)
 
     out = plan.assign(rank=pd.array(rank, dtype="Int64"), action=action, reason=reason)
-    out = out.sort_values(["repository", "created_at", "tag"], ascending=[True, False, True],
-                          na_position="last", kind="stable")
-    return coerce(out, PLAN_SCHEMA)
+    return coerce(out.sort_values(["repository", "created_at", "tag"],
+                                  ascending=[True, False, True], na_position="last",
+                                  kind="stable"), PLAN_SCHEMA)
+
+
+def _check_keep_last(keep_last) -> None:
+    if keep_last is not None and (int(keep_last) != keep_last or keep_last < 0):
+        raise ValueError(f"keep_last must be a whole number >= 0, not {keep_last!r}")
+
+
+def _protected(protect, protect_defaults: bool) -> set[str]:
+    """Rule 1's names: ``protect`` added to :data:`DEFAULT_PROTECTED` (unless asked not)."""
+    protected = {protect} if isinstance(protect, str) else set(protect or ())
+    protected.discard("")
+    return protected | set(DEFAULT_PROTECTED) if protect_defaults else protected
+
+
+def _columns(plan: pd.DataFrame) -> tuple[list, ...]:
+    """The plan's columns as lists: repositories, tags, digests, creation times, whether the
+    time is known, subjects (accessories), whether the tag was read completely."""
+    created = list(plan["created_at"])
+    return (plan["repository"].astype(str).tolist(), plan["tag"].astype(str).tolist(),
+            plan["digest"].astype(object).where(plan["digest"].notna(), None).tolist(),
+            created, [not pd.isna(c) and c >= EARLIEST_KNOWN for c in created],
+            [None if pd.isna(v) else str(v) for v in plan["subject"]],
+            plan["complete"].fillna(True).astype(bool).tolist())
+
+
+def _kept_by_name(tag: str, protected: set, keep_re) -> str | None:
+    """Rule 1: protected tags and tags ``keep_regex`` matches."""
+    if tag in protected:
+        return "protected tag"
+    if keep_re is not None and keep_re.fullmatch(tag):
+        return f"matches keep_regex {keep_re.pattern!r}"
+    return None
+
+
+def _not_a_candidate(tag: str, delete_re, any_rule: bool, age_rules: bool, created,
+                     known: bool) -> str | None:
+    """Rules 2 and 3: why a tag that is neither protected nor an accessory is kept without
+    being ranked, or None (a candidate)."""
+    if delete_re is not None and not delete_re.fullmatch(tag):
+        return f"does not match delete_regex {delete_re.pattern!r}"
+    if not any_rule:
+        return "no deletion rule given"
+    if age_rules and not known:
+        when = "unknown" if pd.isna(created) else f"{created:%Y-%m-%d} (before 1980)"
+        return f"created {when}: age rules never delete it"
+    return None
+
+
+def _rank_digests(candidates: list[int], repos: list, digests: list, created: list,
+                  rank: list) -> None:
+    """Rule 4: per repository, 1 for the candidates on the newest distinct digest, 2 for the
+    next ... (several tags on one digest count once); written into ``rank``."""
+    newest: dict[tuple[str, str | None], pd.Timestamp] = {}
+    for i in candidates:
+        key = (repos[i], digests[i])
+        newest[key] = max(newest.get(key, created[i]), created[i])
+    order = sorted(newest, key=lambda k: (k[0], -newest[k].value, str(k[1])))
+    ranks: dict[tuple[str, str | None], int] = {}
+    counts: dict[str, int] = {}
+    for key in order:
+        counts[key[0]] = counts.get(key[0], 0) + 1
+        ranks[key] = counts[key[0]]
+    for i in candidates:
+        rank[i] = ranks[(repos[i], digests[i])]
+
+
+def _decide(rank, created, keep_last, cutoff, age_text: str, delete_re) -> tuple[str, str]:
+    """Rules 4 and 5 for one candidate: ``(action, reason)``; deleted only when every rule
+    given says so."""
+    parts = []
+    if keep_last is not None:
+        if rank <= keep_last:
+            return KEEP, f"digest #{rank} of the {keep_last} newest (keep_last)"
+        parts.append(f"digest #{rank}, beyond keep_last {keep_last}")
+    if cutoff is not None:
+        if created >= cutoff:
+            return KEEP, f"created {created:%Y-%m-%d}, newer than {age_text}"
+        parts.append(f"created {created:%Y-%m-%d}, older than {age_text}")
+    if delete_re is not None:
+        parts.append(f"matches delete_regex {delete_re.pattern!r}")
+    return DELETE, "; ".join(parts)
 
 
 def _keep_shared_digests(action, reason, repos, names, digests) -> None:
