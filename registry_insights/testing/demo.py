@@ -458,9 +458,19 @@ def _seed(client: RegistryClient, seed: int, bar) -> list[SeededImage]:
                                                 image.created, image.layer_size))
         bar.update(1)
 
-    # the supply chain: signed builds (cosign ``sha256-<hex>.sig`` tags), an SBOM behind the
-    # referrers fallback tag, an index listing an index (platforms spelt two ways), a Windows
-    # image whose base layer is foreign; and Helm charts, dated by their annotation
+    _seed_supply_chain(fleet, stack)
+    bar.update(1)
+
+    _seed_emptied_repository(fleet)
+    bar.update(1)
+    return fleet.images
+
+
+def _seed_supply_chain(fleet: FleetBuilder, stack) -> None:
+    """The supply chain: signed builds (cosign ``sha256-<hex>.sig`` tags), an SBOM behind the
+    referrers fallback tag, an index listing an index (platforms spelt two ways), a Windows
+    image whose base layer is foreign; and Helm charts, dated by their annotation."""
+    client, rng = fleet.client, fleet.rng
     repo = SUPPLY_REPOSITORY
     for n in range(7):
         moment = ANCHOR - timedelta(days=9 * (7 - n), hours=rng.randint(0, 12))
@@ -482,17 +492,17 @@ def _seed(client: RegistryClient, seed: int, bar) -> list[SeededImage]:
     for n, version in enumerate(("0.1.0", "0.2.0", "0.3.0", "1.0.0")):
         fleet.helm_chart(CHART_REPOSITORY, "storefront", version,
                          _timestamp(ANCHOR - timedelta(days=200 - 60 * n), 0))
-    bar.update(1)
 
-    # a repository whose every tag was deleted: same bytes as a live image, so nothing extra
-    # stays on disk; it remains in the catalog with "tags": null
+
+def _seed_emptied_repository(fleet: FleetBuilder) -> None:
+    """A repository whose every tag was deleted: same bytes as a live image, so nothing extra
+    stays on disk; it remains in the catalog with "tags": null."""
+    client = fleet.client
     top = client.manifest("base/debian", "bookworm")
     for layer in top.layers + [top.config]:
         fleet.push_blobs(EMPTY_REPOSITORY, [(layer.digest, b"")])
     client.put_manifest(EMPTY_REPOSITORY, "tmp", top.raw, top.media_type)
     client.delete(EMPTY_REPOSITORY, digest=top.digest)
-    bar.update(1)
-    return fleet.images
 
 
 #: Repositories that get a new build in :func:`make_history`'s push step.
