@@ -462,7 +462,8 @@ class HttpCache:
             drop = {"responses": [k for k in list(self.backend.responses.keys())
                                   if k.startswith(tuple(prefixes))]}
             if self.content is not None:
-                drop["content"] = [k for k in list(self.content.keys()) if k in exact]
+                # exact keys, looked up one by one: no scan of the table
+                drop["content"] = [k for k in sorted(exact) if k in self.content]
             self._drop(drop)
         return sum(len(v) for v in drop.values())
 

@@ -152,11 +152,12 @@ class Deleter:
                 raise NotFound(f"tag {repository}:{tag} does not exist; nothing was deleted",
                                status=404, code="MANIFEST_UNKNOWN")
             plan = plan_deletes(state.digests(), state.children, [tag], with_children=children)
-        state = self._recheck(repository, state, plan)
+        fresh = self._recheck(repository, state, plan)
         for target in plan.manifests:
             self._delete_manifest(repository, target)
         for name in plan.untag:
-            self._untag(repository, name, state.tags[name], _kept_for(plan, name, state.tags))
+            self._untag(repository, name, fresh.tags.get(name, state.tags[name]),
+                        _kept_for(plan, name, state.tags))
         self._delete_children(repository, plan)
         self.client.cache.invalidate(repository, (*plan.removed_tags, *plan.deleted))
         return sorted(plan.removed_tags)
