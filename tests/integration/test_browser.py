@@ -165,16 +165,18 @@ def test_tagbrowser_in_jupyterlab_with_chromium(chromium, jupyterlab, registry, 
                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 1400})
-            page.set_default_timeout(30_000)
+            # generous: as the suite's first test it meets cold caches (JupyterLab's first
+            # start, the first kernel); these are waits, not performance assertions
+            page.set_default_timeout(60_000)
             page.goto(f"{url}/lab/tree/browser.ipynb?token={token}")
             # run the cell once the kernel is idle
             page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
             expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
                                 "#jp-main-statusbar :text('Idle')").first).to_be_visible(
-                timeout=60_000)
+                timeout=120_000)
             page.keyboard.press("Shift+Enter")
             widget = page.locator(".ri-browser")
-            expect(widget).to_be_visible(timeout=60_000)
+            expect(widget).to_be_visible(timeout=120_000)
             page.keyboard.press("Control+b")  # fold the file browser: the table gets the width
             cells = widget.locator(".ri-cell-tag")
             expect(widget.locator(".ri-page")).to_contain_text("of 25 shown")
