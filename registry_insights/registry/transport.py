@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
@@ -55,6 +58,15 @@ MAX_RETRY_AFTER = DEFAULTS.max_retry_after
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Methods retried after a failure; DELETE is not (a lost answer may mean it was done).
 RETRY_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
+
+
+#: An API path that joins the base URL as it is: no dot segments, no empty segment, no
+#: character ``requests`` would quote or IDNA-encode (repository names, tags and digests are
+#: validated to this alphabet before they reach a path).
+_PLAIN_PATH = re.compile(r"/v2/(?:[A-Za-z0-9_:-][A-Za-z0-9._:-]*/)*[A-Za-z0-9_:-][A-Za-z0-9._:-]*"
+                         r"(?:\?[A-Za-z0-9._~=&:-]*)?\Z")
+#: Methods sent through :meth:`Transport._prepared` when they carry no body.
+_LEAN_METHODS = frozenset({"GET", "HEAD"})
 
 
 class _CountingRetry(Retry):
@@ -128,6 +140,11 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         base = urlsplit(self.base_url)
         self.host = base.netloc
+        # the base URL as requests would prepare it: URLs under it that match _PLAIN_PATH
+        # need no preparing (see _prepared); a base URL requests would rewrite never matches
+        prepared = requests.Request("GET", self.base_url + "/v2/").prepare().url
+        self._lean_prefix = self.base_url + "/v2/" if prepared == self.base_url + "/v2/" \
+            else "\0"
         #: ``scheme://host[:port]`` and the path the API is served under ("" or "/reg")
         self.origin, self.base_path = f"{base.scheme}://{base.netloc}", base.path.rstrip("/")
         self.credentials = credentials
@@ -211,6 +228,8 @@ class Transport:
         a reverse proxy serves it under).
         """
         if path_or_url.startswith("/v2/"):
+            if _PLAIN_PATH.match(path_or_url):
+                return self.base_url + path_or_url  # what the walk asks: nothing to resolve
             path_or_url = self.base_url + path_or_url
         url = urljoin(self.base_url + "/", path_or_url)
         parts = urlsplit(url)
@@ -235,8 +254,14 @@ class Transport:
         self._local.kind = kind
         started = time.monotonic()
         try:
-            response = session.request(method, url, timeout=self.timeout, verify=self.verify,
-                                       stream=True, **kwargs)
+            prepared = self._prepared(session, method, url, kwargs)
+            if prepared is not None:
+                response = session.send(prepared, timeout=self.timeout, verify=self.verify,
+                                        stream=True, cert=session.cert,
+                                        proxies=session.proxies)
+            else:
+                response = session.request(method, url, timeout=self.timeout,
+                                           verify=self.verify, stream=True, **kwargs)
             if not getattr(response, "_content_consumed", True):
                 if bounded or response.status_code >= 400:
                     response._content = read_bounded(response)
@@ -254,6 +279,34 @@ class Transport:
         source = "revalidated" if response.status_code == 304 else "network"
         self._log(method, response.url or url, response.status_code, started, source)
         return response
+
+    def _prepared(self, session, method: str, url: str, kwargs: dict):
+        """The request ``session.request`` would prepare, built directly for the requests a
+        walk sends by the thousand (a GET or HEAD without body, query parameters or auth of
+        its own, to a URL of the plain shape :meth:`url` returns); None for anything else,
+        which goes through ``session.request``. ``Session.request`` would merge the
+        session's settings, parse and re-quote the URL, and build a cookie jar for each
+        request: most of the client's own CPU in a walk. ``Session.send`` still does the
+        rest (redirects with their ``Authorization`` rules, cookies, hooks, the adapter)."""
+        if method not in _LEAN_METHODS or kwargs.keys() - {"headers"} \
+                or not url.startswith(self._lean_prefix) \
+                or not _PLAIN_PATH.match(url, len(self._lean_prefix) - 4):
+            return None
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = url
+        headers = CaseInsensitiveDict(session.headers)
+        headers.update(kwargs.get("headers") or ())
+        prepared.headers = headers
+        prepared.body = None
+        prepared.hooks = {"response": list(session.hooks.get("response") or ())}
+        jar = RequestsCookieJar()
+        if session.cookies:
+            jar.update(session.cookies)
+            prepared.prepare_cookies(jar)
+        else:
+            prepared._cookies = jar
+        return prepared
 
     def _send_token(self, method: str, url: str, *, kind: str, **kwargs) -> requests.Response:
         """The authenticator's way out: the token session, never cached; bodies read no
