@@ -42,6 +42,7 @@ user name (identity tokens), so two such identities never share a store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -49,16 +50,17 @@ import os
 import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 from requests_cache import DEFAULT_IGNORED_PARAMS, CachedResponse, SQLiteCache
 from requests_cache.backends import BaseCache, SQLiteDict
 from requests_cache.backends.base import redact_response
 from requests_cache.policy import utcnow
+from requests_cache.serializers.cattrs import CattrStage
 
 from ..settings import DEFAULTS
 from .names import DIGEST_PATTERN
@@ -92,7 +94,9 @@ def classify(base_url: str, url: str) -> tuple[str, str, dict] | None:
     base = base_url.rstrip("/")
     if not url.startswith(base + "/"):
         return None
-    path = urlsplit(url[len(base):]).path
+    # the path of the rest: what comes before the query or fragment (urlsplit's ``path`` of a
+    # reference that starts with one "/")
+    path = url[len(base):].partition("?")[0].partition("#")[0]
     for pattern, kind, lifetime in POLICY:
         match = pattern.match(path)
         if match:
@@ -100,6 +104,7 @@ def classify(base_url: str, url: str) -> tuple[str, str, dict] | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def _accept(value: str | None) -> str:
     """``Accept`` normalised (order and spaces do not matter)."""
     if not value:
@@ -172,10 +177,48 @@ class Lookup(NamedTuple):
 _NOTHING = Lookup()
 
 
+def _simple_defaults() -> dict | None:
+    """What ``requests.Response()`` sets, without its cookie jar, headers and history (made
+    per response); None when requests sets anything else mutable (then the real
+    ``__init__`` runs)."""
+    template = dict(vars(requests.Response()))
+    for name in ("cookies", "headers", "history"):
+        template.pop(name, None)
+    plain = (type(None), bool, int, float, str, bytes, timedelta)
+    return template if all(isinstance(v, plain) for v in template.values()) else None
+
+
+class StoredResponse(requests.Response):
+    """A ``requests.Response`` rebuilt from the cache: built without the cookie jar that
+    ``requests.Response()`` makes for every response (a cached answer sets no cookie), which
+    is made on first use instead. A warm walk builds tens of thousands of these."""
+
+    _DEFAULTS = _simple_defaults()
+    _jar = None
+
+    def __init__(self) -> None:
+        if self._DEFAULTS is None:
+            super().__init__()
+            return
+        self.__dict__.update(self._DEFAULTS)
+        self.headers = CaseInsensitiveDict()
+        self.history = []
+
+    @property
+    def cookies(self):
+        if self._jar is None:
+            self._jar = requests.cookies.cookiejar_from_dict({})
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, jar) -> None:
+        self._jar = jar
+
+
 def _content_response(url: str, value: bytes) -> requests.Response:
     """A stored content-addressed answer (``Content-Type`` line, body) as a 200 response."""
     ctype, _, body = value.partition(b"\n")
-    response = requests.Response()
+    response = StoredResponse()
     response.status_code = 200
     response.reason = "OK"
     response._content = body
@@ -184,6 +227,53 @@ def _content_response(url: str, value: bytes) -> requests.Response:
     if ctype:
         response.headers["Content-Type"] = ctype.decode("latin-1")
     response.from_cache = True
+    return response
+
+
+#: The fields of requests-cache's unstructured ``CachedResponse`` that :func:`_light_response`
+#: reads; a row without them is read the full way.
+_LIGHT_FIELDS = frozenset({"_content", "status_code", "url", "headers", "created_at"})
+
+
+def _light_reader(store):
+    """For a requests-cache store whose serializer is cattrs then other stages (its default
+    ``pickle`` pipeline among them): a function from a row's value to the unstructured dict,
+    running every stage but cattrs. None for any other serializer."""
+    stages = getattr(getattr(store, "serializer", None), "stages", None)
+    if not stages or len(stages) < 2 or not isinstance(stages[0], CattrStage):
+        return None
+    rest = stages[1:]
+
+    def read(value):
+        for stage in reversed(rest):
+            value = stage.loads(value)
+        return value
+    return read
+
+
+def _light_response(data) -> requests.Response | None:
+    """A stored answer as a plain ``requests.Response`` built from requests-cache's
+    unstructured form (what its cattrs stage would turn into a ``CachedResponse``): the
+    status, URL, headers, body and ``created_at`` the walk reads, without the cattrs and
+    attrs machinery that costs more than the rest of a warm walk. None when the row does
+    not have that shape (read it the full way)."""
+    if not isinstance(data, dict) or not _LIGHT_FIELDS <= data.keys() \
+            or not isinstance(data["_content"], bytes) or "_decoded_content" in data:
+        return None
+    try:
+        created = datetime.fromisoformat(data["created_at"])
+    except (TypeError, ValueError):
+        return None
+    response = StoredResponse()
+    response.status_code = data["status_code"]
+    response.reason = data.get("reason")
+    response._content = data["_content"]
+    response._content_consumed = True
+    response.url = data["url"]
+    response.headers = CaseInsensitiveDict(data["headers"])
+    response.encoding = data.get("encoding")
+    response.from_cache = True
+    response.created_at = created
     return response
 
 
@@ -223,6 +313,7 @@ class HttpCache:
         self._pending: dict[tuple[str, str], Any] = {}
         self._writing: dict[tuple[str, str], Any] = {}
         self._preloaded: dict[tuple[str, str], Any] = {}
+        self._light = None
         self.session = requests.Session()
         self.content: SQLiteDict | None = None
         if cache is None:
@@ -246,6 +337,9 @@ class HttpCache:
                 self.backend = None
                 return
         self.backend = backend
+        #: reads a stored mutable answer without cattrs (see _light_response), or None
+        self._light = _light_reader(backend.responses) \
+            if isinstance(backend, SQLiteCache) else None
         if isinstance(backend, SQLiteCache):
             self.content = SQLiteDict(backend.responses.db_path, table_name="content",
                                       serializer=None, wal=True)
@@ -289,7 +383,9 @@ class HttpCache:
         return time.time() - response.created_at.timestamp() < self.freshness
 
     def _stored(self, table: str, key: str):
-        """The stored value (``CachedResponse`` or content bytes): pending writes first."""
+        """The stored value: content bytes, or a mutable answer (a light ``requests.Response``
+        read from the row, see :func:`_light_response`, else requests-cache's
+        ``CachedResponse``); pending writes first."""
         slot = (table, key)
         with self._lock:
             for held in (self._preloaded, self._pending, self._writing):
@@ -298,6 +394,16 @@ class HttpCache:
         try:
             if table == "content":
                 return self.content[key]
+            if self._light is not None:
+                store = self.backend.responses
+                with store.connection() as con:
+                    row = con.execute(f"SELECT value FROM {store.table_name} WHERE key = ?",
+                                      (key,)).fetchone()
+                if row is None:
+                    return None
+                light = _light_response(self._light(row[0]))
+                if light is not None:
+                    return light
             return self.backend.responses[key]
         except KeyError:
             return None
@@ -330,7 +436,22 @@ class HttpCache:
             return Lookup(hit=_content_response(url, stored), key=key, content=True)
         if self._fresh(stored, found[1]):
             return Lookup(hit=stored, key=key)
+        if not isinstance(stored, CachedResponse):  # a light read: renewal needs the whole
+            stored = self._full(key)
+            if stored is None:
+                return Lookup(key=key, content=content)
         return Lookup(key=key, stale=stored)
+
+    def _full(self, key: str):
+        """A stored mutable answer as requests-cache's ``CachedResponse`` (None: gone or
+        unreadable)."""
+        try:
+            return self.backend.responses[key]
+        except KeyError:
+            return None
+        except Exception as exc:  # a corrupt row is a miss, not an error
+            log.debug("cache entry %s unreadable: %s", key, exc)
+            return None
 
     def preload(self, requests_: list[tuple[str, str | None]]) -> int:
         """Read the stored answers of many GETs ``(url, accept)`` in bulk (one query per
@@ -355,9 +476,12 @@ class HttpCache:
                 with store.connection() as con:
                     rows = con.execute(f"SELECT key, value FROM {store.table_name} "
                                        f"WHERE key IN ({marks})", chunk).fetchall()
+                light = self._light if table == "responses" else None
                 for key, value in rows:
                     try:
-                        got[(table, key)] = store.deserialize(key, value)
+                        held = _light_response(light(value)) if light is not None else None
+                        got[(table, key)] = held if held is not None else \
+                            store.deserialize(key, value)
                     except Exception:  # corrupt: a miss
                         continue
         with self._lock:
