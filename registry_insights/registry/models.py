@@ -117,20 +117,21 @@ class Descriptor:
 
     @classmethod
     def from_dict(cls, data: dict) -> Descriptor:
-        size = data.get("size")
-        annotations = data.get("annotations")
-        urls = data.get("urls")
+        get = data.get
+        media_type, digest, size = get("mediaType"), get("digest"), get("size")
+        platform, annotations, urls = get("platform"), get("annotations"), get("urls")
+        artifact_type = get("artifactType")
         return cls(
             # interned: a fleet repeats a few media types and shares base layers, so each
             # string is held once however many descriptors name it
-            media_type=sys.intern(text_field(data.get("mediaType")) or ""),
-            digest=sys.intern(text_field(data.get("digest")) or ""),
-            size=int(size) if isinstance(size, int) and not isinstance(size, bool) else None,
-            platform=Platform.from_dict(data.get("platform")),
-            annotations=dict(annotations) if annotations and isinstance(annotations, dict)
+            sys.intern(media_type) if type(media_type) is str else "",
+            sys.intern(digest) if type(digest) is str else "",
+            size if type(size) is int else None,  # JSON: never a bool, never a float
+            Platform.from_dict(platform) if platform else None,
+            dict(annotations) if annotations and isinstance(annotations, dict)
             else _NO_ANNOTATIONS,
-            artifact_type=text_field(data.get("artifactType")),
-            urls=tuple(u for u in urls if isinstance(u, str)) if isinstance(urls, list) else (),
+            artifact_type if type(artifact_type) is str and artifact_type else None,
+            tuple(u for u in urls if isinstance(u, str)) if isinstance(urls, list) else (),
         )
 
     def __reduce__(self):
@@ -205,10 +206,13 @@ class Manifest:
     def artifact_type(self) -> str | None:
         """The manifest's ``artifactType``, else its config's media type (OCI image-spec,
         "Guidelines for Artifact Usage"); None for indexes without one and schema 1."""
+        return self.artifact_type_of(self.config)
+
+    def artifact_type_of(self, cfg: Descriptor | None) -> str | None:
+        """:attr:`artifact_type` given the manifest's config descriptor already parsed."""
         declared = text_field(self.data.get("artifactType"))
         if declared or self.is_index:
             return declared
-        cfg = self.config
         return cfg.media_type or None if cfg is not None else None
 
     @property
@@ -244,8 +248,13 @@ class Manifest:
         """Sum of the compressed layer sizes in bytes; None for schema 1 or unknown sizes."""
         if self.is_index or self.is_schema1:
             return None
-        sizes = [d.size for d in self.layers]
-        return None if any(s is None for s in sizes) else sum(sizes)
+        return total_size(self.layers)
+
+
+def total_size(descriptors) -> int | None:
+    """Sum of the descriptors' sizes in bytes; None when any size is unknown."""
+    sizes = [d.size for d in descriptors]
+    return None if None in sizes else sum(sizes)
 
 
 def detect_media_type(data: dict, content_type: str | None) -> str:

@@ -27,6 +27,7 @@ from .models import (
     Platform,
     TagDetails,
     schema1_config,
+    total_size,
 )
 from .names import validate_reference, validate_repository
 from .workers import Pipeline
@@ -88,10 +89,12 @@ def platform_of(descriptor: Descriptor | None, config: dict) -> str:
     return str(platform.normalized())
 
 
-def image_config(manifest: Manifest, entry: Descriptor | None) -> Descriptor | None:
+def image_config(manifest: Manifest, entry: Descriptor | None,
+                 cfg: Descriptor | None = None) -> Descriptor | None:
     """The config blob an image row reads: images only (not attestations), image config
-    media types only; None otherwise."""
-    cfg = manifest.config
+    media types only; None otherwise. ``cfg``: the manifest's config descriptor, when the
+    caller has parsed it already."""
+    cfg = manifest.config if cfg is None else cfg
     if entry is not None and entry.is_attestation:
         return None
     if cfg is None or not cfg.digest or cfg.media_type not in mt.IMAGE_CONFIGS:
@@ -123,13 +126,14 @@ def image_details(config_of: Callable[[str, Descriptor], ImageConfig], repositor
         return ImageDetails(platform_of(descriptor, {}), manifest.digest, manifest.media_type,
                             manifest.size, None, None, EMPTY_CONFIG, (), None, False,
                             manifest.artifact_type, subject, parent, manifest.annotations)
-    cfg = manifest.config
-    wanted = image_config(manifest, descriptor)
+    cfg = manifest.config  # each part parsed once per image
+    wanted = image_config(manifest, descriptor, cfg)
     config = config_of(repository, wanted) if wanted is not None else EMPTY_CONFIG
-    artifact = manifest.artifact_type
+    artifact = manifest.artifact_type_of(cfg)
     is_image = (not attestation and subject is None and artifact in mt.IMAGE_CONFIGS
                 and not manifest.data.get("artifactType"))
     layers = manifest.layers
+    layer_size = total_size(layers)
     if shared is not None:  # only descriptors without annotations (equality ignores them)
         layers = [shared.setdefault(d, d) if not d.annotations else d for d in layers]
     return ImageDetails(
@@ -141,7 +145,7 @@ def image_details(config_of: Callable[[str, Descriptor], ImageConfig], repositor
         config_size=cfg.size if cfg else None,
         config=config,
         layers=tuple(layers),
-        layer_size=manifest.layer_size,
+        layer_size=layer_size,
         is_image=is_image,
         artifact_type=artifact,
         subject=subject,
