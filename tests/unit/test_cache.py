@@ -201,3 +201,66 @@ def test_preload_reads_in_bulk_and_serves_from_memory(tmp_path):
     assert fresh.lookup("GET", tags, None).hit is not None
     fresh.release()
     assert fresh.lookup("GET", urls[1], None).hit is None
+
+
+def test_stored_mutable_answers_are_read_light_and_revalidated_in_full(tmp_path):
+    from requests_cache import CachedResponse
+
+    from registry_insights.registry.cache import StoredResponse
+
+    url = f"{BASE}/v2/team/app/manifests/v1"
+    body = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}'
+    headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json", "ETag": '"e1"',
+               "Docker-Content-Digest": DIGEST, "Link": '</v2/x?n=1>; rel="next"'}
+    store(make_cache(tmp_path), url, body, headers)
+    full = make_cache(tmp_path).backend.responses[make_cache(tmp_path).key("GET", url, None)]
+    hit = make_cache(tmp_path).lookup("GET", url, None).hit
+    assert type(hit) is StoredResponse and hit.from_cache
+    assert (hit.status_code, hit.url, hit.content, hit.json()["schemaVersion"]) == \
+        (200, url, body, 2)
+    assert dict(hit.headers) == dict(full.headers)
+    assert hit.headers["docker-content-digest"] == DIGEST  # case-insensitive
+    assert hit.links["next"]["url"] == "/v2/x?n=1"
+    assert hit.created_at == full.created_at and hit.created_at.tzinfo is not None
+    assert hit.cookies is not None and len(hit.cookies) == 0  # made on first use
+    bulk = make_cache(tmp_path)
+    assert bulk.preload([(url, None)]) == 1
+    assert type(bulk.lookup("GET", url, None).hit) is StoredResponse
+    # not fresh under a shorter window: the whole CachedResponse, for its validators
+    time.sleep(0.01)
+    stale = HttpCache(tmp_path, BASE, "anonymous", freshness=0.001).lookup("GET", url, None)
+    assert stale.hit is None and isinstance(stale.stale, CachedResponse)
+    assert stale.validators == {"If-None-Match": '"e1"'}
+
+
+def test_a_row_the_light_reader_does_not_know_is_read_the_full_way(tmp_path):
+    from registry_insights.registry.cache import _light_response
+
+    assert _light_response({"status_code": 200}) is None  # fields missing
+    assert _light_response({"_content": b"x", "status_code": 200, "url": "u", "headers": {},
+                            "created_at": "not a time"}) is None
+    assert _light_response({"_decoded_content": {}, "_content": b"", "status_code": 200,
+                            "url": "u", "headers": {}, "created_at": "2026-01-01T00:00:00+00:00"
+                            }) is None
+    # a store with another serializer has no light reader: CachedResponse as before
+    backend = SQLiteCache(str(tmp_path / "json.sqlite"), serializer="json")
+    cache = HttpCache(backend, BASE, "anonymous")
+    url = f"{BASE}/v2/team/app/tags/list"
+    store(cache, url, b'{"tags": ["a"]}')
+    hit = HttpCache(backend, BASE, "anonymous").lookup("GET", url, None).hit
+    assert hit.json() == {"tags": ["a"]} and hit.from_cache
+
+
+def test_stored_responses_pickle_and_take_cookies():
+    import pickle
+
+    from registry_insights.registry.cache import StoredResponse, _content_response
+
+    response = _content_response(f"{BASE}/v2/a/blobs/{DIGEST}", b"application/json\n[1]")
+    assert isinstance(response, StoredResponse) and response.json() == [1]
+    copy = pickle.loads(pickle.dumps(response))
+    assert (copy.status_code, copy.content, copy.headers["Content-Type"]) == \
+        (200, b"[1]", "application/json")
+    jar = requests.cookies.cookiejar_from_dict({"a": "b"})
+    copy.cookies = jar
+    assert copy.cookies is jar and response.cookies is not jar
