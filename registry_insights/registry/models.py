@@ -11,8 +11,9 @@ import hashlib
 import json
 import re
 import sys
+import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
 
@@ -122,10 +123,10 @@ class Descriptor:
         platform, annotations, urls = get("platform"), get("annotations"), get("urls")
         artifact_type = get("artifactType")
         return cls(
-            # interned: a fleet repeats a few media types and shares base layers, so each
-            # string is held once however many descriptors name it
+            # media types interned: a fleet repeats a few, so each is held once; digests not
+            # (most are unique, and the walk shares equal layer descriptors whole)
             sys.intern(media_type) if type(media_type) is str else "",
-            sys.intern(digest) if type(digest) is str else "",
+            digest if type(digest) is str else "",
             size if type(size) is int else None,  # JSON: never a bool, never a float
             Platform.from_dict(platform) if platform else None,
             dict(annotations) if annotations and isinstance(annotations, dict)
@@ -161,19 +162,61 @@ def _descriptor(media_type, digest, size, platform, annotations, artifact_type) 
                       artifact_type)
 
 
-@dataclass(frozen=True, slots=True)
 class Manifest:
     """A manifest or index as received: its exact bytes, digest, media type and parsed JSON.
 
-    ``data`` is the parsed JSON: held while the walk needs it (``parsed``), parsed again from
-    ``raw`` on each use once the manifest is kept in an inventory (:meth:`compact`)."""
+    ``raw``: the exact bytes (their sha256 is ``digest``); ``data``: the parsed JSON, held
+    while the walk needs it (``parsed``). In an inventory (:meth:`compact`) the manifest holds
+    its bytes zlib-compressed (a manifest's JSON, digests and all, compresses about 2.5x) and
+    no parsed JSON: ``raw`` and ``data`` decompress and parse on each use. Immutable; equal
+    when repository, reference, digest, media type and bytes are.
+    """
 
-    repository: str
-    reference: str
-    digest: str
-    media_type: str
-    raw: bytes = field(repr=False)
-    parsed: dict | None = field(default=None, repr=False, compare=False, hash=False)
+    __slots__ = ("repository", "reference", "digest", "media_type", "parsed", "size",
+                 "_stored", "_packed")
+
+    def __init__(self, repository: str, reference: str, digest: str, media_type: str,
+                 raw: bytes, parsed: dict | None = None):
+        init = object.__setattr__
+        init(self, "repository", repository)
+        init(self, "reference", reference)
+        init(self, "digest", digest)
+        init(self, "media_type", media_type)
+        init(self, "parsed", parsed)
+        #: bytes of the manifest as stored (its blob size)
+        init(self, "size", len(raw))
+        init(self, "_stored", raw)
+        init(self, "_packed", False)
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    @property
+    def raw(self) -> bytes:
+        """The exact bytes the registry returned."""
+        return zlib.decompress(self._stored) if self._packed else self._stored
+
+    def __eq__(self, other) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.repository, self.reference, self.digest, self.media_type, self.size) \
+            == (other.repository, other.reference, other.digest, other.media_type,
+                other.size) and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash((self.repository, self.reference, self.digest, self.media_type))
+
+    def __repr__(self) -> str:
+        return (f"Manifest(repository={self.repository!r}, reference={self.reference!r}, "
+                f"digest={self.digest!r}, media_type={self.media_type!r}, size={self.size})")
+
+    def __reduce__(self):
+        # travels as held (compressed in an inventory), without the parsed JSON
+        return (_stored_manifest, (self.repository, self.reference, self.digest,
+                                   self.media_type, self._stored, self._packed, self.size))
 
     @property
     def data(self) -> dict:
@@ -184,15 +227,15 @@ class Manifest:
         return data if isinstance(data, dict) else {}
 
     def compact(self) -> Manifest:
-        """The same manifest without the parsed JSON held (``data`` parses ``raw`` on use)."""
-        if self.parsed is None:
+        """The same manifest as an inventory keeps it: the bytes zlib-compressed (when that
+        makes them smaller) and no parsed JSON (``data`` parses ``raw`` on use)."""
+        if self._packed or (self.parsed is None and self.size < _PACK_FROM):
             return self
-        return Manifest(self.repository, self.reference, self.digest, self.media_type, self.raw)
-
-    @property
-    def size(self) -> int:
-        """Bytes of the manifest as stored (its blob size)."""
-        return len(self.raw)
+        raw = self._stored
+        packed = zlib.compress(raw) if self.size >= _PACK_FROM else raw
+        return _stored_manifest(self.repository, self.reference, self.digest,
+                                self.media_type, *((packed, True) if len(packed) < len(raw)
+                                                   else (raw, False)), self.size)
 
     @property
     def is_index(self) -> bool:
@@ -255,6 +298,20 @@ def total_size(descriptors) -> int | None:
     """Sum of the descriptors' sizes in bytes; None when any size is unknown."""
     sizes = [d.size for d in descriptors]
     return None if None in sizes else sum(sizes)
+
+
+#: Manifests shorter than this (bytes) are kept as they are by :meth:`Manifest.compact`.
+_PACK_FROM = 256
+
+
+def _stored_manifest(repository, reference, digest, media_type, stored, packed, size
+                     ) -> Manifest:
+    manifest = Manifest.__new__(Manifest)
+    for name, value in (("repository", repository), ("reference", reference),
+                        ("digest", digest), ("media_type", media_type), ("parsed", None),
+                        ("size", size), ("_stored", stored), ("_packed", packed)):
+        object.__setattr__(manifest, name, value)
+    return manifest
 
 
 def detect_media_type(data: dict, content_type: str | None) -> str:
@@ -382,7 +439,7 @@ class ImageConfig(Mapping):
     distinct config instead of a tree of dicts several times the JSON's size.
     """
 
-    __slots__ = ("raw", "digest", "_fields", "_loader")
+    __slots__ = ("raw", "digest", "_fields", "_loader", "_repository")
     _FIELDS = ("architecture", "os", "variant", "created")
 
     def __init__(self, raw: bytes | None, parsed: dict | None = None, *,
@@ -397,6 +454,7 @@ class ImageConfig(Mapping):
         self.digest = digest
         self._fields = fields
         self._loader = loader
+        self._repository: str | None = None
 
     @classmethod
     def parse(cls, raw: bytes, what: str = "config", digest: str | None = None
@@ -414,15 +472,20 @@ class ImageConfig(Mapping):
             raise InvalidResponse(f"{what} is not JSON; first bytes: {raw[:80]!r}") from None
         return cls(raw, parsed, digest=digest)
 
-    def light(self, loader) -> ImageConfig:
+    def light(self, loader, repository: str | None = None) -> ImageConfig:
         """The same config holding only its parsed fields and digest; ``loader()`` returns
-        the bytes when more is asked."""
-        return ImageConfig(None, digest=self.digest, loader=loader, fields=self._fields)
+        the bytes when more is asked, or, with ``repository``, ``loader(repository,
+        digest)`` (one loader shared by every config of a walk, e.g.
+        :meth:`RegistryClient.blob_bytes`, instead of one closure each)."""
+        light = ImageConfig(None, digest=self.digest, loader=loader, fields=self._fields)
+        light._repository = repository
+        return light
 
-    def attach(self, loader) -> None:
-        """Give a config that travelled without its loader (pickled) a way to its bytes."""
+    def attach(self, loader, repository: str | None = None) -> None:
+        """Give a config that travelled without its loader (pickled) a way to its bytes
+        (``loader`` and ``repository`` as in :meth:`light`)."""
         if self.raw is None and self._loader is None:
-            self._loader = loader
+            self._loader, self._repository = loader, repository
 
     def _bytes(self) -> bytes:
         if self.raw is not None:
@@ -430,6 +493,8 @@ class ImageConfig(Mapping):
         if self._loader is None:
             raise LookupError(f"config {self.digest} is not held here; read it with "
                               "RegistryClient.config(repository, descriptor)")
+        if self._repository is not None:
+            return self._loader(self._repository, self.digest)
         return self._loader()
 
     def to_dict(self) -> dict:
@@ -491,7 +556,8 @@ def _image_config(raw, digest, fields) -> ImageConfig:
 
 
 def _intern_field(value):
-    return sys.intern(value) if isinstance(value, str) and len(value) < 64 else value
+    # architecture, os, variant: a handful of values; ``created`` (unique per build) is not
+    return sys.intern(value) if isinstance(value, str) and len(value) < 16 else value
 
 
 #: The config of an image row without one (schema 1, attestations, artifacts).

@@ -78,5 +78,37 @@ def test_assembled_tags_hold_compact_manifests_and_share_equal_layers():
     assert (a.layer_size, a.platform, a.created) == (15, "linux/arm64", CONFIG["created"])
     kept = tags[0].manifest
     assert kept.parsed is None and kept.raw == _image(0, base)  # bytes, not a tree of dicts
+    assert kept.size == len(_image(0, base)) and len(kept._stored) < kept.size / 2  # packed
     assert kept.config == Descriptor(mt.OCI_CONFIG, d(100), len(RAW))  # parsed on use
-    assert pickle.loads(pickle.dumps(tags[0])) == tags[0]
+    assert kept == top_of(0, base) and hash(kept) == hash(top_of(0, base))
+    copy = pickle.loads(pickle.dumps(tags[0]))
+    assert copy == tags[0] and copy.manifest._stored == kept._stored  # travels packed
+
+
+def top_of(n: int, base: str):
+    raw = _image(n, base)
+    return parse_manifest("team/app", f"v{n}", raw, None, d(300 + n))
+
+
+def test_a_manifest_is_immutable_and_small_ones_stay_as_they_are():
+    small = parse_manifest("a", "v1", b'{"schemaVersion": 2}', None, d(1))
+    kept = small.compact()
+    assert kept.parsed is None and kept._stored == b'{"schemaVersion": 2}'
+    assert kept.compact() is kept and kept == small
+    with pytest.raises(AttributeError):
+        kept.digest = d(2)
+    assert "schemaVersion" not in repr(kept) and d(1) in repr(kept)
+
+
+def test_a_light_config_can_share_one_loader_given_its_repository():
+    calls = []
+
+    def read(repository, digest):
+        calls.append((repository, digest))
+        return RAW
+
+    light = ImageConfig.parse(RAW, digest=d(1)).light(read, "team/app")
+    assert light.to_dict() == CONFIG and calls == [("team/app", d(1))]
+    copy = pickle.loads(pickle.dumps(light))
+    copy.attach(read, "team/other")
+    assert copy["config"] == CONFIG["config"] and calls[-1] == ("team/other", d(1))
