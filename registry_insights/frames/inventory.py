@@ -7,7 +7,6 @@ the client's HTTP cache (a second walk is answered from it).
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -219,6 +218,7 @@ def _walk_sharded(client: RegistryClient, pairs: list[tuple[str, str]], executor
     settings = client.settings()
     futures = [executor.submit(walk_shard, settings, group) for group in groups]
     found: dict[tuple[str, str], TagDetails] = {}
+    read_blob = client.blob_bytes
     bar = progress_bar(len(pairs), "tags", progress)
     try:
         for group, future in zip(groups, futures):
@@ -228,8 +228,7 @@ def _walk_sharded(client: RegistryClient, pairs: list[tuple[str, str]], executor
             for d in details:  # the configs travelled without their way to the bytes
                 for image in d.images + d.others:
                     if image.config_digest and hasattr(image.config, "attach"):
-                        image.config.attach(functools.partial(
-                            client.blob_bytes, d.repository, image.config_digest))
+                        image.config.attach(read_blob, d.repository)
             found.update(((d.repository, d.tag), d) for d in details)
             bar.update(len(group))
     finally:

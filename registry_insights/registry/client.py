@@ -7,7 +7,6 @@ Spec sections followed: OCI distribution-spec v1.1 "Pulling manifests", "Pulling
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections import Counter
@@ -152,6 +151,8 @@ class RegistryClient(PushVerbs):
         self._deleter = Deleter(self)
         self._configs: dict[str, ImageConfig] = {}
         self._config_locks: dict[str, threading.Lock] = {}
+        #: one bound method shared by every light config (not one closure each)
+        self._read_blob = self.blob_bytes
         self._config_guard = threading.Lock()
         if verbose:
             _enable_verbose_logging()
@@ -344,6 +345,8 @@ class RegistryClient(PushVerbs):
             {"Accept": mt.MANIFEST_ACCEPT}, expected, f"manifest {repository}:{reference}",
             cache, digest_of=manifest_digest)
         media_type_header = response.headers.get("Content-Type")
+        if digest == reference:
+            digest = reference  # one string held for both (a walk keeps thousands)
         return parse_manifest(repository, reference, raw, media_type_header, digest)
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor:
@@ -383,10 +386,13 @@ class RegistryClient(PushVerbs):
             When the blob is not JSON.
         """
         digest = descriptor.digest
-        if digest in self._configs:
-            return self._configs[digest]
+        held = self._configs.get(digest)
+        if held is not None:
+            return held
         with self._config_guard:
-            lock = self._config_locks.setdefault(digest, threading.Lock())
+            lock = self._config_locks.get(digest)
+            if lock is None:
+                lock = self._config_locks[digest] = threading.Lock()
         with lock:
             if digest not in self._configs:
                 raw = self.blob_bytes(repository, digest)
@@ -394,7 +400,9 @@ class RegistryClient(PushVerbs):
                 # HTTP cache (configs are kept forever) when more is asked
                 self._configs[digest] = ImageConfig.parse(
                     raw, f"config {digest} of {repository}", digest).light(
-                    functools.partial(self.blob_bytes, repository, digest))
+                    self._read_blob, repository)
+        with self._config_guard:  # fetched: no one waits for this digest any more
+            self._config_locks.pop(digest, None)
         return self._configs[digest]
 
     def tag_details(self, repository: str, tag: str) -> TagDetails:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def platform_of(descriptor: Descriptor | None, config: dict) -> str:
         platform = Platform.from_dict(config) if config else None
         if platform is None or platform.os == "unknown" or platform.architecture == "unknown":
             return str(UNKNOWN_PLATFORM)
-    return str(platform.normalized())
+    return sys.intern(str(platform.normalized()))  # a fleet has a handful: held once
 
 
 def image_config(manifest: Manifest, entry: Descriptor | None,
