@@ -174,37 +174,57 @@ def _median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def summarize(results: list[dict]) -> list[dict]:
+def derive(run: dict, cpus: int) -> dict:
+    """What a run's CPU accounting says beyond its wall time: ``serial_cpu`` (this process's
+    share of the walk: catalog, tag lists, taking the shards' results in, the frames),
+    ``busiest_worker_cpu``, ``cores_used`` (walk CPU / walk wall: what the machine lent the
+    walk), and ``idle_estimate``: the walk's wall time on ``cpus`` idle cores, at least the
+    serial part plus the busiest worker and at least all the walk's CPU spread over the
+    cores (1 process: its CPU; its threads share one GIL)."""
+    workers = run["worker_walk_cpu"]
+    serial = run["walk_cpu"] - sum(workers)
+    busiest = max(workers, default=0.0)
+    estimate = run["walk_cpu"] if run["processes"] == 1 else max(
+        serial + busiest, run["walk_cpu"] / cpus)
+    return {**run, "serial_cpu": serial, "busiest_worker_cpu": busiest,
+            "cores_used": run["walk_cpu"] / run["walk_seconds"], "idle_estimate": estimate}
+
+
+def summarize(results: list[dict], cpus: int) -> list[dict]:
+    results = [derive(r, cpus) for r in results]
     rows = []
     for cache in dict.fromkeys(r["cache"] for r in results):
         base = None
         for n in sorted({r["processes"] for r in results if r["cache"] == cache}):
             runs = [r for r in results if r["cache"] == cache and r["processes"] == n]
             row = {"cache": cache, "processes": n, "tries": len(runs),
-                   **{k: _median(runs, k) for k in ("walk_seconds", "seconds", "pool_start",
-                                                   "walk_cpu", "cpu", "tags_per_second")},
+                   **{k: _median(runs, k) for k in (
+                       "walk_seconds", "seconds", "pool_start", "walk_cpu", "cpu",
+                       "tags_per_second", "serial_cpu", "busiest_worker_cpu", "cores_used",
+                       "idle_estimate")},
                    "requests": runs[0]["requests"],
                    "load": [min(r["load"] for r in runs), max(r["load"] for r in runs)]}
             base = base or row
             row["speedup"] = base["walk_seconds"] / row["walk_seconds"]
             row["speedup_end_to_end"] = base["seconds"] / row["seconds"]
             row["cpu_ratio"] = row["walk_cpu"] / base["walk_cpu"]
+            row["estimated_speedup"] = base["idle_estimate"] / row["idle_estimate"]
             rows.append(row)
     return rows
 
 
 def report(args, fleet: stub.Fleet, rows: list[dict], loads: list[float],
-           fleet_seconds: float) -> str:
+           fleet_seconds: float, cpus: int, source: str, when: str) -> str:
     labels = {"none": "cache=None", "cold": "cold HTTP cache (one temp dir)",
               "cold-split": "cold HTTP cache, a dir per worker"}
     lines = [
         f"# Walk over local processes, in-memory registry stub: {fleet.tag_count:,} tags in "
         f"{len(fleet.repositories)} repositories",
         "",
-        f"- Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"pandas {pd.__version__}, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"- Machine: {cpus} cores, Python {platform.python_version()}, "
+        f"pandas {pd.__version__}, {when} UTC; "
         f"load average (1 min) {min(loads):.2f} to {max(loads):.2f} during the runs.",
-        f"- registry_insights: {source_version()}",
+        f"- registry_insights: {source}",
         f"- Fleet (seed {args.seed}): every {args.index_every}th build a two-platform "
         f"index; requests of one walk: {fleet.minimum_requests()} (one probe more per "
         "worker process).",
@@ -215,7 +235,13 @@ def report(args, fleet: stub.Fleet, rows: list[dict], loads: list[float],
         f"{fleet_seconds:.1f} s here, taken out); `end-to-end s`: both. `walk CPU s`: this "
         "process plus the workers' CPU after warm-up; `total CPU s`: this process plus "
         "`RUSAGE_CHILDREN` (the fleet builds included). `speed-up`: 1 process's walk "
-        "seconds / this row's.",
+        "seconds / this row's. `cores used`: walk CPU / walk wall, what the machine lent "
+        "the walk.",
+        "- From the CPU accounting, independent of the load: `serial CPU s` (this process: "
+        "catalog, tag lists, the shards' results taken in, frames), `busiest worker CPU s`, "
+        f"and `idle {cpus} cores s`, the walk's wall time estimated for {cpus} idle cores: "
+        f"the larger of serial + busiest worker and walk CPU / {cpus} (1 process: its "
+        "CPU, its threads share one GIL); `est. speed-up` from it.",
         "- Cache variants: `cache=None`; a cold HTTP cache in one new directory, which the "
         "workers share (what `fetch_inventory` does on one machine: one SQLite file); and, "
         "to tell what that sharing costs, a new directory per worker (a benchmark-only "
@@ -223,16 +249,18 @@ def report(args, fleet: stub.Fleet, rows: list[dict], loads: list[float],
         "- Checked in every try: requests = the protocol's minimum, all served by the stub "
         "(every worker served some), frames equal to a reference walk's.",
         "",
-        "| cache | processes | walk s | tags/s | speed-up | pool start s | end-to-end s | "
-        "end-to-end speed-up | walk CPU s | walk CPU vs 1 | total CPU s | requests | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| cache | processes | walk s | tags/s | speed-up | cores used | walk CPU s | walk "
+        f"CPU vs 1 | serial CPU s | busiest worker CPU s | idle {cpus} cores s | est. speed-up "
+        "| pool start s | end-to-end s | total CPU s | requests | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {labels[r['cache']]} | {r['processes']} | {r['walk_seconds']:.2f} | "
-            f"{r['tags_per_second']:,.0f} | {r['speedup']:.2f}x | {r['pool_start']:.2f} | "
-            f"{r['seconds']:.2f} | {r['speedup_end_to_end']:.2f}x | {r['walk_cpu']:.2f} | "
-            f"{r['cpu_ratio']:.2f}x | "
+            f"{r['tags_per_second']:,.0f} | {r['speedup']:.2f}x | {r['cores_used']:.2f} | "
+            f"{r['walk_cpu']:.2f} | {r['cpu_ratio']:.2f}x | {r['serial_cpu']:.2f} | "
+            f"{r['busiest_worker_cpu']:.2f} | {r['idle_estimate']:.2f} | "
+            f"{r['estimated_speedup']:.2f}x | {r['pool_start']:.2f} | {r['seconds']:.2f} | "
             f"{r['cpu']:.2f} | {r['requests']:,} | {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -252,7 +280,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--index-every", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--from-json", type=Path,
+                        help="write the report again from a saved processes.json, no run")
     args = parser.parse_args(argv)
+    if args.from_json:
+        rewrite(args.from_json, args.out)
+        return 0
     if 1 not in args.processes:
         parser.error("--processes must include 1 (the speed-up's base)")
     if not args.cache or set(args.cache) - {"none", "cold", "cold-split"}:
@@ -278,19 +311,44 @@ def main(argv=None) -> int:
                           f"load {run['load']:.1f}", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows = summarize(results)
+    write(args, fleet, results, loads, os.cpu_count() or 1, source_version(),
+          dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"))
+    return 0
+
+
+def write(args, fleet: stub.Fleet, results: list[dict], loads: list[float], cpus: int,
+          source: str, when: str) -> None:
+    """The report (``processes.md``) and every number (``processes.json``) in ``args.out``."""
+    rows = summarize(results, cpus)
     fleet_seconds = statistics.median(r["fleet_seconds"] for r in results
                                       if r["processes"] > 1) if max(args.processes) > 1 else 0
-    text = report(args, fleet, rows, loads, fleet_seconds)
+    text = report(args, fleet, rows, loads, fleet_seconds, cpus, source, when)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "processes.md").write_text(text, encoding="utf-8")
     (args.out / "processes.json").write_text(json.dumps({
-        "repositories": args.repos, "tags": fleet.tag_count, "seed": args.seed,
-        "index_every": args.index_every, "workers": args.workers, "cpus": os.cpu_count(),
+        "repositories": args.repos, "tags_per_repository": args.tags,
+        "tags": fleet.tag_count, "seed": args.seed, "index_every": args.index_every,
+        "workers": args.workers, "tries": args.tries, "processes": args.processes,
+        "cache": args.cache, "cpus": cpus, "source": source, "when": when,
         "minimum_requests": fleet.minimum_requests(), "summary": rows, "runs": results,
         "load": loads}, indent=2) + "\n", encoding="utf-8")
-    return 0
+
+
+def rewrite(path: Path, out: Path) -> None:
+    """The report again from a ``processes.json`` (``--from-json``), e.g. after a change of
+    its layout, without measuring again."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    args = argparse.Namespace(
+        repos=saved["repositories"], tags=saved.get("tags_per_repository", 50),
+        seed=saved["seed"], index_every=saved["index_every"], workers=saved["workers"],
+        tries=saved.get("tries", max(r["try"] for r in saved["runs"])),
+        processes=saved.get("processes", sorted({r["processes"] for r in saved["runs"]})),
+        cache=saved.get("cache", list(dict.fromkeys(r["cache"] for r in saved["runs"]))),
+        out=out)
+    fleet = stub.Fleet(args.repos, args.tags, args.seed, args.index_every)
+    write(args, fleet, saved["runs"], saved["load"], saved["cpus"],
+          saved.get("source", "(not recorded)"), saved.get("when", "(not recorded)"))
 
 
 if __name__ == "__main__":
