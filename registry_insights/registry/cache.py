@@ -70,6 +70,25 @@ log = logging.getLogger("registry_insights")
 #: Request headers never stored with an answer.
 _SECRET_HEADERS = tuple(DEFAULT_IGNORED_PARAMS) + ("Cookie",)
 
+_SECRET_NAMES = frozenset(name.lower() for name in _SECRET_HEADERS)
+
+
+def _without_secrets(stored: CachedResponse) -> CachedResponse:
+    """``stored`` without the headers of :data:`_SECRET_HEADERS` (``Authorization`` above all)
+    in its request or its own headers. The plain case (a registry URL without such a query
+    parameter) costs a scan of the header names; anything else goes through requests-cache's
+    ``redact_response`` (which also rewrites URLs and bodies, at several times the cost)."""
+    query = stored.url.partition("?")[2].lower() + \
+        (stored.request.url or "").partition("?")[2].lower()
+    if any(name in query for name in _SECRET_NAMES) or stored.request.body:
+        return redact_response(stored, _SECRET_HEADERS)
+    for holder in (stored.request, stored):
+        if any(name.lower() in _SECRET_NAMES for name in holder.headers):
+            holder.headers = CaseInsensitiveDict(
+                {k: v for k, v in holder.headers.items() if k.lower() not in _SECRET_NAMES})
+    return stored
+
+
 #: Seconds a catalog, tag list or manifest-by-tag answer is served without asking the registry.
 DEFAULT_FRESHNESS = DEFAULTS.freshness
 
@@ -517,7 +536,7 @@ class HttpCache:
             expires = None if classify(self.base_url, response.url or "") is None else \
                 utcnow() + timedelta(seconds=max(self.freshness, 1))
             stored = CachedResponse.from_response(response, expires=expires)
-            self._queue("responses", found.key, redact_response(stored, _SECRET_HEADERS))
+            self._queue("responses", found.key, _without_secrets(stored))
         return response
 
     def _queue(self, table: str, key: str, value) -> None:
