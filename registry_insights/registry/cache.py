@@ -77,11 +77,12 @@ def _without_secrets(stored: CachedResponse) -> CachedResponse:
     """``stored`` without the headers of :data:`_SECRET_HEADERS` (``Authorization`` above all)
     in its request or its own headers. The plain case (a registry URL without such a query
     parameter) costs a scan of the header names; anything else goes through requests-cache's
-    ``redact_response`` (which also rewrites URLs and bodies, at several times the cost)."""
+    ``redact_response`` first (which also rewrites URLs and bodies, at several times the
+    cost, and leaves the answer's own headers as they are)."""
     query = stored.url.partition("?")[2].lower() + \
         (stored.request.url or "").partition("?")[2].lower()
     if any(name in query for name in _SECRET_NAMES) or stored.request.body:
-        return redact_response(stored, _SECRET_HEADERS)
+        stored = redact_response(stored, _SECRET_HEADERS)
     for holder in (stored.request, stored):
         if any(name.lower() in _SECRET_NAMES for name in holder.headers):
             holder.headers = CaseInsensitiveDict(
