@@ -59,6 +59,7 @@ from requests.structures import CaseInsensitiveDict
 from requests_cache import DEFAULT_IGNORED_PARAMS, CachedResponse, SQLiteCache
 from requests_cache.backends import BaseCache, SQLiteDict
 from requests_cache.backends.base import redact_response
+from requests_cache.cache_keys import filter_url
 from requests_cache.policy import utcnow
 from requests_cache.serializers.cattrs import CattrStage
 
@@ -387,6 +388,8 @@ class HttpCache:
             if content:
                 return f"{method} manifest {groups['name']} {groups['ref']}", True
             return f"{method} manifest {groups['name']} {groups['ref']} {_accept(accept)}", False
+        if "?" in url and any(n in url.partition("?")[2].lower() for n in _SECRET_NAMES):
+            url = filter_url(url, _SECRET_HEADERS)  # a secret in a Link's query: not in keys
         if kind == "tags":
             return f"{method} tags {groups['name']} {url}", False
         return f"{method} catalog {url}", False
