@@ -83,6 +83,107 @@ def _digest(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+
+# -- the documents' bytes -------------------------------------------------------------------------
+# Written from templates: the same bytes ``json.dumps`` gives (``indent=3`` for manifests and
+# indexes as some registries store them, compact with sorted keys for configs), without the
+# pure-Python encoder ``indent`` falls back to (most of the build's time at a million tags).
+# :func:`check_templates` compares them with ``json.dumps`` on every run.
+
+def _manifest_bytes(media_type: str, config_type: str, config_digest: str, config_size: int,
+                    layer_type: str, layers) -> bytes:
+    """An image manifest, as ``json.dumps(manifest, indent=3)`` writes it."""
+    entries = ",".join(
+        f'\n      {{\n         "mediaType": "{layer_type}",\n         "digest": "{digest}",'
+        f'\n         "size": {size}\n      }}' for digest, _diff, size in layers)
+    return (f'{{\n   "schemaVersion": 2,\n   "mediaType": "{media_type}",\n   "config": {{'
+            f'\n      "mediaType": "{config_type}",\n      "digest": "{config_digest}",'
+            f'\n      "size": {config_size}\n   }},\n   "layers": [{entries}\n   ]\n}}'
+            ).encode()
+
+
+def _index_bytes(media_type: str, entries: list[dict]) -> bytes:
+    """An index, as ``json.dumps(index, indent=3)`` writes it (entries: mediaType, digest,
+    size, platform with os, architecture and maybe variant, maybe annotations)."""
+    parts = []
+    for e in entries:
+        plat = e["platform"]
+        text = (f'\n      {{\n         "mediaType": "{e["mediaType"]}",\n         "digest": '
+                f'"{e["digest"]}",\n         "size": {e["size"]},\n         "platform": {{'
+                f'\n            "os": "{plat["os"]}",\n            "architecture": '
+                f'"{plat["architecture"]}"')
+        if "variant" in plat:
+            text += f',\n            "variant": "{plat["variant"]}"'
+        text += "\n         }"
+        if "annotations" in e:
+            text += ",\n         \"annotations\": {" + ",".join(
+                f'\n            "{k}": "{v}"' for k, v in e["annotations"].items()
+            ) + "\n         }"
+        parts.append(text + "\n      }")
+    return (f'{{\n   "schemaVersion": 2,\n   "mediaType": "{media_type}",\n   "manifests": ['
+            + ",".join(parts) + "\n   ]\n}").encode()
+
+
+def _config_bytes(arch: str, os_: str, variant: str | None, created: str, version_env: str,
+                  revision: str, source: str, layers) -> bytes:
+    """An image config, as ``json.dumps(config, separators=(",", ":"), sort_keys=True)``
+    writes it: platform, created, env, cmd, labels, history, ``rootfs.diff_ids``."""
+    history = ",".join(f'{{"created":"{created}","created_by":"/bin/sh -c step {i}"}}'
+                       for i in range(len(layers)))
+    diff_ids = ",".join(f'"{diff}"' for _d, diff, _s in layers)
+    return (f'{{"architecture":"{arch}","config":{{"Cmd":["/app/run"],"Env":["PATH=/usr/local/'
+            f'sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","{version_env}"],"Labels":{{'
+            f'"org.opencontainers.image.revision":"{revision}",'
+            f'"org.opencontainers.image.source":"{source}"}},"WorkingDir":"/app"}},'
+            f'"created":"{created}","history":[{history}],"os":"{os_}","rootfs":{{"diff_ids":'
+            f'[{diff_ids}],"type":"layers"}}' + (f',"variant":"{variant}"' if variant else "")
+            + "}").encode()
+
+
+def check_templates() -> None:
+    """Raise AssertionError unless the templates give exactly ``json.dumps``'s bytes."""
+    layers = [("sha256:" + "a" * 64, "sha256:" + "b" * 64, 123),
+              ("sha256:" + "c" * 64, "sha256:" + "d" * 64, 45_678)]
+    created = "2026-01-02T03:04:05Z"
+    for oci, variant in ((True, "v7"), (False, None)):
+        config = {
+            "architecture": "arm", "os": "linux", "created": created,
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "APP_VERSION=1.7.0"],
+                "Cmd": ["/app/run"], "WorkingDir": "/app",
+                "Labels": {"org.opencontainers.image.source": "https://git.example.com/a/b",
+                           "org.opencontainers.image.revision": "e" * 40},
+            },
+            "rootfs": {"type": "layers", "diff_ids": [diff for _d, diff, _s in layers]},
+            "history": [{"created": created, "created_by": f"/bin/sh -c step {i}"}
+                        for i in range(len(layers))],
+        }
+        if variant:
+            config["variant"] = variant
+        expected = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        assert _config_bytes("arm", "linux", variant, created, "APP_VERSION=1.7.0", "e" * 40,
+                             "https://git.example.com/a/b", layers) == expected
+        manifest = {
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, "digest": "sha256:" + "f" * 64,
+                       "size": 987},
+            "layers": [{"mediaType": mt.OCI_LAYER_GZIP, "digest": d, "size": s}
+                       for d, _diff, s in layers]}
+        assert _manifest_bytes(manifest["mediaType"], mt.OCI_CONFIG, "sha256:" + "f" * 64,
+                               987, mt.OCI_LAYER_GZIP, layers) == json.dumps(
+            manifest, indent=3).encode()
+        entries = [{"mediaType": mt.OCI_MANIFEST, "digest": d, "size": s,
+                    "platform": {"os": "linux", "architecture": "arm"}}
+                   for d, _diff, s in layers]
+        if variant:
+            entries[0]["platform"]["variant"] = variant
+        entries[1]["annotations"] = {mt.REFERENCE_TYPE_ANNOTATION: "attestation-manifest",
+                                     "vnd.docker.reference.digest": layers[0][0]}
+        index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}
+        assert _index_bytes(mt.OCI_INDEX, entries) == json.dumps(index, indent=3).encode()
+
+
 class SyntheticFleet:
     """Builds the TagDetails of a registry with ``tags`` tags over ``repositories``
     repositories (deterministic for a seed)."""
@@ -109,24 +210,11 @@ class SyntheticFleet:
         return "sha256:" + _hex(self.rng), "sha256:" + _hex(self.rng), size
 
     def _image(self, repo: str, plat: str, layers, created: str, oci: bool, build: int
-               ) -> tuple[Manifest, dict, str, int]:
+               ) -> tuple[Manifest, ImageConfig, str, int]:
         os_, arch, *variant = plat.split("/")
-        config = {
-            "architecture": arch, "os": os_, "created": created,
-            "config": {
-                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                        f"APP_VERSION=1.{build}.0"],
-                "Cmd": ["/app/run"], "WorkingDir": "/app",
-                "Labels": {"org.opencontainers.image.source": f"https://git.example.com/{repo}",
-                           "org.opencontainers.image.revision": _hex(self.rng)[:40]},
-            },
-            "rootfs": {"type": "layers", "diff_ids": [diff for _d, diff, _s in layers]},
-            "history": [{"created": created, "created_by": f"/bin/sh -c step {i}"}
-                        for i in range(len(layers))],
-        }
-        if variant:
-            config["variant"] = variant[0]
-        config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        config_raw = _config_bytes(arch, os_, variant[0] if variant else None, created,
+                                   f"APP_VERSION=1.{build}.0", _hex(self.rng)[:40],
+                                   f"https://git.example.com/{repo}", layers)
         config_digest = _digest(config_raw)
         # as the client holds it (RegistryClient.config): the exact bytes, once per digest
         if self.config_bytes is not None:
@@ -134,20 +222,16 @@ class SyntheticFleet:
             loader = functools.partial(self.config_bytes.__getitem__, config_digest)
         else:
             loader = functools.partial(_no_cache, config_digest)
-        config = self.configs.setdefault(config_digest, ImageConfig.parse(
-            config_raw, digest=config_digest).light(loader))
-        layer_type = mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST,
-            "config": {"mediaType": mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG,
-                       "digest": config_digest, "size": len(config_raw)},
-            "layers": [{"mediaType": layer_type, "digest": d, "size": s}
-                       for d, _diff, s in layers],
-        }
-        raw = json.dumps(manifest, indent=3).encode()
-        media_type = manifest["mediaType"]
-        return (parse_manifest(repo, _digest(raw), raw, media_type, _digest(raw)), config,
+        config = self.configs.get(config_digest)
+        if config is None:
+            config = self.configs[config_digest] = ImageConfig.parse(
+                config_raw, digest=config_digest).light(loader)
+        media_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
+        raw = _manifest_bytes(media_type, mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG,
+                              config_digest, len(config_raw),
+                              mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER, layers)
+        digest = _digest(raw)
+        return (parse_manifest(repo, digest, raw, media_type, digest), config,
                 config_digest, len(config_raw))
 
     def _attestation(self, repo: str, subject: str) -> tuple[Descriptor, Manifest]:
@@ -209,10 +293,8 @@ class SyntheticFleet:
                                 "annotations": descriptor.annotations})
                 others.append((att, descriptor))
             if multi:
-                index_raw = json.dumps({
-                    "schemaVersion": 2,
-                    "mediaType": mt.OCI_INDEX if oci else mt.DOCKER_MANIFEST_LIST,
-                    "manifests": entries}, indent=3).encode()
+                index_raw = _index_bytes(mt.OCI_INDEX if oci else mt.DOCKER_MANIFEST_LIST,
+                                         entries)
                 top = parse_manifest(repo, f"b{b}", index_raw, None, _digest(index_raw))
             else:
                 top = images[0][0]
@@ -231,13 +313,18 @@ class SyntheticFleet:
         return assemble(lambda _repo, d: self.configs[d.digest], repo, tag, top,
                         children.__getitem__, self.shared)
 
-    def inventory(self) -> Inventory:
+    def inventory(self, progress=None) -> Inventory:
+        """The inventory; ``progress(repositories done, tags done)`` is called after every
+        tenth of the repositories when given."""
         per_repo = [self.n_tags // self.n_repos] * self.n_repos
         for i in range(self.n_tags % self.n_repos):
             per_repo[i] += 1
         details: list[TagDetails] = []
+        step = max(1, self.n_repos // 10)
         for r, n in enumerate(per_repo):
             details.extend(self.repository(r, n))
+            if progress is not None and (r + 1) % step == 0:
+                progress(r + 1, len(details))
         repositories = sorted({d.repository for d in details})
         return Inventory(REGISTRY, repositories, details)
 
@@ -254,32 +341,47 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def _analyse(inv: Inventory):
-    timings = {}
-    started = time.perf_counter()
-    tags = inv.tags()
-    timings["tags"] = time.perf_counter() - started
-    started = time.perf_counter()
-    layers = inv.layers()
-    timings["layers"] = time.perf_counter() - started
-    started = time.perf_counter()
-    summary = analysis.storage_summary(tags, layers, inv.repositories)
-    timings["storage_summary"] = time.perf_counter() - started
+def _analyse(inv: Inventory, say=lambda _text: None):
+    """(wall seconds per step, CPU seconds per step, tags, layers, summary)."""
+    timings, cpu = {}, {}
+
+    def timed(name, function, *args):
+        say(f"  {name} ...")
+        started, cpu_started = time.perf_counter(), time.process_time()
+        value = function(*args)
+        timings[name] = time.perf_counter() - started
+        cpu[name] = time.process_time() - cpu_started
+        say(f"  {name}: {timings[name]:.1f} s, RSS {_rss_bytes() / 2**30:.1f} GiB")
+        return value
+
+    tags = timed("tags", inv.tags)
+    layers = timed("layers", inv.layers)
+    summary = timed("storage_summary", analysis.storage_summary, tags, layers,
+                    inv.repositories)
     timings["total"] = sum(timings.values())
-    return timings, tags, layers, summary
+    cpu["total"] = sum(cpu.values())
+    return timings, cpu, tags, layers, summary
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def run_one(tags: int, repositories: int, seed: int, trace: bool) -> dict:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    check_templates()
     gc.collect()
     rss_before = _rss_bytes()
     if trace:
         tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     fleet = SyntheticFleet(tags, repositories, seed, keep_config_bytes=False)
-    inv = fleet.inventory()
+    inv = fleet.inventory(progress=lambda r, n: print(
+        f"  built {r:,} repositories, {n:,} tags, {time.perf_counter() - started:.0f} s, "
+        f"RSS {_rss_bytes() / 2**30:.1f} GiB", file=sys.stderr, flush=True))
     build_seconds = time.perf_counter() - started
+    build_cpu = time.process_time() - cpu_started
     gc.collect()
     inventory_traced = None
     if trace:  # what the inventory (and the client's configs) hold, allocated while built
@@ -287,7 +389,7 @@ def run_one(tags: int, repositories: int, seed: int, trace: bool) -> dict:
         tracemalloc.stop()
     rss_inventory = _maxrss_bytes()
     inventory_rss = _rss_bytes() - rss_before
-    timings, tag_frame, layer_frame, summary = _analyse(inv)
+    timings, cpu, tag_frame, layer_frame, summary = _analyse(inv, _say)
     result = {
         "tags": len(inv.details), "repositories": len(inv.repositories),
         "tag_rows": len(tag_frame), "layer_rows": len(layer_frame),
@@ -295,7 +397,8 @@ def run_one(tags: int, repositories: int, seed: int, trace: bool) -> dict:
         "distinct_layers": int(layer_frame["layer_digest"].nunique()),
         "unique_bytes": int(summary["unique_bytes"].iloc[-1]),
         "logical_bytes": int(summary["logical_bytes"].iloc[-1]),
-        "inventory_build_seconds": build_seconds, "seconds": timings,
+        "inventory_build_seconds": build_seconds, "inventory_build_cpu_seconds": build_cpu,
+        "seconds": timings, "cpu_seconds": cpu,
         "rss_after_inventory_bytes": rss_inventory,
         "inventory_rss_bytes": inventory_rss,
         "inventory_traced_bytes": inventory_traced,
@@ -318,6 +421,16 @@ def _mb(n: int | None) -> str:
     return "–" if n is None else f"{n / 2**20:,.0f}"
 
 
+def _cpu(mapping: dict, key: str) -> str:
+    return f"{mapping[key]:.0f}" if key in mapping else "–"
+
+
+def _load(r: dict) -> str:
+    if "load_before" in r:
+        return f"{r['load_before'][0]:.2f} / {r['load_after'][0]:.2f}"
+    return f"{r.get('load', 0):.2f}"
+
+
 def report(results: list[dict], args) -> str:
     sizes = ", ".join(f"{r['tags']:,}" for r in results)
     lines = [
@@ -336,8 +449,10 @@ def report(results: list[dict], args) -> str:
         "",
         "| tags | repos | tag rows | layer rows | tags() s | layers() s | storage_summary s | "
         "total s | µs per tag | tracemalloc peak MiB | ru_maxrss MiB | inventory RSS MiB | "
-        "inventory B/tag (RSS) | inventory B/tag (traced) | build s | load (1 min) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "inventory B/tag (RSS) | inventory B/tag (traced) | build s | build CPU s | "
+        "frames + summary CPU s | load (1 min) before / after |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "---:|",
     ]
     for r in results:
         s = r["seconds"]
@@ -350,7 +465,8 @@ def report(results: list[dict], args) -> str:
             f"{r['inventory_rss_bytes'] / r['tags']:,.0f} | "
             + (f"{r['inventory_traced_bytes'] / r['tags']:,.0f}"
                if r.get("inventory_traced_bytes") else "–")
-            + f" | {r['inventory_build_seconds']:.0f} | {r.get('load', 0):.2f} |")
+            + f" | {r['inventory_build_seconds']:.0f} | {_cpu(r, 'inventory_build_cpu_seconds')}"
+            f" | {_cpu(r.get('cpu_seconds', {}), 'total')} | {_load(r)} |")
     if len(results) >= 2:
         first, last = results[0], results[-1]
         growth = ((last["seconds"]["total"] / last["tags"])
@@ -378,6 +494,37 @@ def _pandas_version() -> str:
     return pandas.__version__
 
 
+def _child_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _run_child(command: list[str], max_rss: float) -> dict | None:
+    """Run one size; its progress goes to stderr as it comes. Stopped (None) when its
+    resident memory passes ``max_rss`` bytes or it fails."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    peak = 0
+    while True:
+        try:
+            out, _ = child.communicate(timeout=2)
+            break
+        except subprocess.TimeoutExpired:
+            peak = max(peak, _child_rss(child.pid))
+            if peak > max_rss:
+                child.kill()
+                child.communicate()
+                print(f"  stopped: resident memory {peak / 2**30:.1f} GiB passed "
+                      f"{max_rss / 2**30:.1f} GiB", file=sys.stderr)
+                return None
+    if child.returncode != 0:
+        print(f"  failed with exit status {child.returncode}", file=sys.stderr)
+        return None
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tags", type=int, default=100_000, help="tags at the largest size")
@@ -389,7 +536,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-tracemalloc", action="store_true")
     parser.add_argument("--label", default="",
                         help="recorded in the report, e.g. the commit measured")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of the results")
+    parser.add_argument("--name", default="scale",
+                        help="results file names: NAME.md and NAME.json (default: scale)")
+    parser.add_argument("--max-rss-gib", type=float, default=16.0,
+                        help="stop a size whose process grows past this resident memory")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child: one size
     parser.add_argument("--one-repos", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -404,18 +555,20 @@ def main(argv=None) -> int:
         command = [sys.executable, __file__, "--one", str(size), "--one-repos", str(repos),
                    "--seed", str(args.seed)] + (["--no-tracemalloc"] if args.no_tracemalloc
                                                 else [])
-        out = subprocess.run(command, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            print(out.stderr, file=sys.stderr)
-            return out.returncode
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        load_before = os.getloadavg()
+        result = _run_child(command, args.max_rss_gib * 2**30)
+        if result is None:
+            return 1
+        results.append(result)
         results[-1]["load"] = os.getloadavg()[0]
+        results[-1]["load_before"] = list(load_before)
+        results[-1]["load_after"] = list(os.getloadavg())
         print(f"  {results[-1]['seconds']['total']:.2f} s", file=sys.stderr)
     text = report(results, args)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.md").write_text(text, encoding="utf-8")
-    (args.out / "scale.json").write_text(json.dumps(
+    (args.out / f"{args.name}.md").write_text(text, encoding="utf-8")
+    (args.out / f"{args.name}.json").write_text(json.dumps(
         {"arguments": {k: v for k, v in vars(args).items() if not k.startswith("one")},
          "results": results}, indent=2, default=str) + "\n", encoding="utf-8")
     return 0
