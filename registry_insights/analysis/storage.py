@@ -110,7 +110,8 @@ def storage_summary(tags: pd.DataFrame, layers: pd.DataFrame,
     """
     blobs = referenced_blobs(tags, layers)
     images = tag_rows(tags)
-    names = set(blobs["repository"].dropna()) | set(images["repository"].dropna())
+    names = set(blobs["repository"].dropna().unique()) | set(
+        images["repository"].dropna().unique())
     names = sorted(names | set(repositories or ()))
     users = blobs.groupby("digest")["repository"].transform("nunique")
     size = blobs["size"].fillna(0).astype("int64")

@@ -425,7 +425,11 @@ def coerce(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
     Missing columns are added as all-missing; extra columns are kept after the schema's.
     Times are parsed as RFC 3339 (``Z``, offsets and nanoseconds) to UTC; unparseable -> NaT.
     """
-    out = frame.copy()
+    # a shallow copy: the schema's columns are replaced below, never written into, and the
+    # column selection at the end gives a frame of its own (pandas 2; lazily under pandas 3's
+    # copy on write), so the input is never mutated; a deep copy here copied every column of a
+    # frame first, the frames of millions of rows included
+    out = frame.copy(deep=False)
     for column, dtype in schema.items():
         if column not in out.columns:
             out[column] = pd.Series([None] * len(out), index=out.index, dtype="object")

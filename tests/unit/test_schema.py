@@ -66,3 +66,18 @@ def test_a_cosign_signature_row_does_not_sink_the_tags_frame():
     assert plan.loc["v1", "action"] == "delete"
     assert plan.loc["sha256-" + "a" * 64 + ".sig", "action"] == "delete"  # with its subject
     assert plan.loc["v2", "action"] == "keep"
+
+
+def test_coerce_leaves_its_input_alone_and_gives_a_frame_of_its_own():
+    given = pd.DataFrame({"repository": ["a", "b"], "size": [1, 2],
+                          "created_at": ["2026-01-01T00:00:00Z", "bad"], "extra": [1.5, 2.5]})
+    before = given.copy()
+    out = coerce(given, {"repository": "string", "size": "Int64", "created_at": UTC_NS,
+                         "tag": "string"})
+    assert list(out.columns) == ["repository", "size", "created_at", "tag", "extra"]
+    assert str(out["size"].dtype) == "Int64" and str(out["created_at"].dtype) == UTC_NS
+    assert out["tag"].isna().all() and out["created_at"].isna().tolist() == [False, True]
+    pd.testing.assert_frame_equal(given, before)  # no column added, none cast
+    out.loc[0, "extra"] = 9.0
+    out.loc[0, "repository"] = "z"
+    assert given["extra"].tolist() == [1.5, 2.5] and given["repository"].tolist() == ["a", "b"]
