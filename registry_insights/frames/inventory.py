@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ..errors import NotFound
@@ -78,22 +79,37 @@ class Inventory:
 
     def layers(self, attestations: bool = False) -> pd.DataFrame:
         """The layers frame (:data:`~registry_insights.schema.LAYERS_SCHEMA`)."""
-        columns: dict[str, list] = {c: [] for c in LAYERS_SCHEMA}
-        for d, image in self._images(attestations):
-            n = len(image.layers)
-            columns["registry"].extend([self.registry] * n)
-            columns["repository"].extend([d.repository] * n)
-            columns["tag"].extend([d.tag] * n)
-            columns["platform"].extend([image.platform] * n)
-            columns["manifest_digest"].extend([image.manifest_digest] * n)
-            columns["layer_digest"].extend(layer.digest for layer in image.layers)
-            columns["size"].extend(layer.size for layer in image.layers)
-            columns["media_type"].extend(layer.media_type for layer in image.layers)
-            columns["position"].extend(range(n))
-            columns["is_image"].extend([image.is_image] * n)
-            columns["foreign"].extend(layer.is_foreign for layer in image.layers)
-        return coerce(pd.DataFrame(columns), LAYERS_SCHEMA) if columns["tag"] else empty(
-            LAYERS_SCHEMA)
+        rows = list(self._images(attestations))
+        counts = np.fromiter((len(image.layers) for _d, image in rows), dtype=np.int64,
+                             count=len(rows))
+        total = int(counts.sum())
+        if not total:
+            return empty(LAYERS_SCHEMA)
+        # what an image's layers share is made once per image row (cast to its dtype there)
+        # and repeated with one take: a million tags have millions of layer rows
+        of_image = np.repeat(np.arange(len(rows)), counts)
+
+        def per_image(name: str, values: list) -> pd.api.extensions.ExtensionArray:
+            return pd.array(values, dtype=LAYERS_SCHEMA[name]).take(of_image)
+
+        layers = [layer for _d, image in rows for layer in image.layers]
+        starts = np.cumsum(counts) - counts
+        columns = {
+            "registry": pd.array([self.registry], dtype="string").take(np.zeros(total, int)),
+            "repository": per_image("repository", [d.repository for d, _i in rows]),
+            "tag": per_image("tag", [d.tag for d, _i in rows]),
+            "platform": per_image("platform", [image.platform for _d, image in rows]),
+            "manifest_digest": per_image("manifest_digest",
+                                         [image.manifest_digest for _d, image in rows]),
+            "layer_digest": [layer.digest for layer in layers],
+            "size": [layer.size for layer in layers],
+            "media_type": [layer.media_type for layer in layers],
+            "position": np.arange(total) - np.repeat(starts, counts),
+            "is_image": per_image("is_image", [image.is_image for _d, image in rows]),
+            "foreign": [layer.is_foreign for layer in layers],
+        }
+        del rows, layers
+        return coerce(pd.DataFrame(columns), LAYERS_SCHEMA)
 
 
 def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None = None,
