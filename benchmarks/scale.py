@@ -17,12 +17,21 @@ shared by every tag that reaches it, and every tag is assembled by the walk's ow
 :func:`~registry_insights.registry.walk.assemble`, so the inventory holds what a real walk
 holds.
 
+The documents' bytes are written from templates that give exactly what ``json.dumps`` gives
+(checked at the start of every run), so a million tags build in a few minutes; digests are the
+sha256 of those bytes, and a seed gives the same inventory every time.
+
 Each size runs in a child process pinned to one core: it builds the inventory, then times
 ``Inventory.tags()``, ``Inventory.layers()`` and ``analysis.storage_summary(tags, layers,
 repositories)`` (without tracemalloc), then runs them again under tracemalloc for the peak
 Python allocation of frames and analysis (the inventory itself is allocated before tracing
-starts and reported apart). ``ru_maxrss`` is the child's peak resident memory, inventory
-included. Results go to ``benchmarks/results/scale.md`` and ``scale.json``.
+starts and reported apart; pyarrow's buffers, where pandas 3 keeps the string columns, are not
+traced, so read ``ru_maxrss`` for the frames' real size). ``ru_maxrss`` is the child's peak
+resident memory, inventory included; the table also gives CPU seconds and the load average
+before and after. Results go to ``benchmarks/results/scale.md`` and ``scale.json`` (``--name``
+for other file names). A million tags: ``python benchmarks/scale.py --sizes 1000000 --tags
+1000000 --repos 20000 --no-tracemalloc --name scale-1m`` (about 10 GiB resident; a size whose
+process passes ``--max-rss-gib``, 16 by default, is stopped).
 """
 
 from __future__ import annotations
