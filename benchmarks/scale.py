@@ -37,7 +37,6 @@ process passes ``--max-rss-gib``, 16 by default, is stopped).
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import hashlib
 import json
@@ -81,11 +80,6 @@ ARM_V7 = "linux/arm/v7"
 
 def _hex(rng: random.Random) -> str:
     return f"{rng.getrandbits(256):064x}"
-
-
-def _no_cache(digest: str) -> bytes:
-    """Where a real inventory would read a config's bytes from the HTTP cache."""
-    raise LookupError(f"config {digest}: a synthetic inventory has no cache to read from")
 
 
 def _digest(raw: bytes) -> str:
@@ -206,12 +200,20 @@ class SyntheticFleet:
         #: the configs' bytes, where a real walk has them in its HTTP cache (on disk); not
         #: kept when measuring the inventory's memory
         self.config_bytes: dict[str, bytes] | None = {} if keep_config_bytes else None
+        #: one bound method shared by every light config, as the client shares its own
+        self._loader = self._read_config
         self.shared: dict = {}  # as one walk shares equal layer descriptors
         self.base_layers: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
         for base, count in BASES.items():
             for plat in ("linux/amd64", "linux/arm64", ARM_V7):
                 self.base_layers[(base, plat)] = [self._layer(2_000_000, 40_000_000)
                                                   for _ in range(count)]
+
+    def _read_config(self, _repository: str, digest: str) -> bytes:
+        """Where a real inventory reads a config's bytes from the HTTP cache."""
+        if self.config_bytes is None:
+            raise LookupError(f"config {digest}: this synthetic inventory keeps no config bytes")
+        return self.config_bytes[digest]
 
     def _layer(self, low: int, high: int) -> tuple[str, str, int]:
         """(digest, diff_id, compressed size): a log-uniform size between low and high."""
@@ -225,16 +227,14 @@ class SyntheticFleet:
                                    f"APP_VERSION=1.{build}.0", _hex(self.rng)[:40],
                                    f"https://git.example.com/{repo}", layers)
         config_digest = _digest(config_raw)
-        # as the client holds it (RegistryClient.config): the exact bytes, once per digest
+        # as the client holds it (RegistryClient.config): light, one shared loader reading
+        # the exact bytes back by (repository, digest)
         if self.config_bytes is not None:
             self.config_bytes[config_digest] = config_raw
-            loader = functools.partial(self.config_bytes.__getitem__, config_digest)
-        else:
-            loader = functools.partial(_no_cache, config_digest)
         config = self.configs.get(config_digest)
         if config is None:
             config = self.configs[config_digest] = ImageConfig.parse(
-                config_raw, digest=config_digest).light(loader)
+                config_raw, digest=config_digest).light(self._loader, repo)
         media_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
         raw = _manifest_bytes(media_type, mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG,
                               config_digest, len(config_raw),
