@@ -14,10 +14,28 @@ def _interactive() -> bool:
         return False
 
 
+class _NoBar:
+    """What a disabled bar does: nothing (and tqdm is not even imported for it)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 def progress_bar(total: int, desc: str, progress: bool | None = None, unit: str = "it", **kw):
     """A tqdm.auto bar, or a do-nothing bar when ``progress`` is False (or None and not
     interactive)."""
+    enabled = _interactive() if progress is None else bool(progress)
+    if not enabled:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    enabled = _interactive() if progress is None else bool(progress)
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, **kw)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, **kw)
