@@ -20,6 +20,8 @@ DEFAULT_EXPIRES_IN = 60.0
 #: Renew this many seconds (or this fraction of the lifetime, whichever is smaller) early.
 RENEW_EARLY_SECONDS = 10.0
 RENEW_EARLY_FRACTION = 0.1
+#: What :attr:`Token._granted` holds for a token that is not a JWT.
+_OPAQUE: dict = {}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Token:
     obtained: float
     scopes: tuple[str, ...] = ()
     refresh_token: str | None = field(default=None, repr=False)
+    #: what the JWT's ``access`` claim grants, read once (a walk asks per request)
+    _granted: dict = field(default=None, repr=False, compare=False, hash=False, init=False)
 
     def grants(self, scope: str) -> bool:
         """Whether this token was granted ``scope`` (``type:name:actions``).
@@ -38,8 +42,11 @@ class Token:
         Read from the JWT's ``access`` claim when the token is a JWT (not verified: used only
         to choose which token to send); an opaque token is assumed to grant what was asked.
         """
-        granted = granted_access(self.value)
-        if granted is None:
+        if self._granted is None:
+            found = granted_access(self.value)
+            object.__setattr__(self, "_granted", _OPAQUE if found is None else found)
+        granted = self._granted
+        if granted is _OPAQUE:
             return scope in self.scopes
         kind, _, rest = scope.partition(":")
         name, _, actions = rest.rpartition(":")
