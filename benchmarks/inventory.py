@@ -50,6 +50,7 @@ import shutil
 import socket
 import sqlite3
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -596,25 +597,31 @@ def side_by_side_report(rows: list[dict], bound_total: int) -> list[str]:
         "",
         "## Side by side: cold walks at 8 workers, each in a fresh process, tries interleaved",
         "",
-        "`x reference`: wall seconds / the plain requests client's. `CPU ms/req`: the walk's "
-        "CPU time / requests sent. `CPU x no cache`: CPU per request with the cache / the "
-        "same checkout's with `cache=None`. Medians by wall time; the JSON has every try.",
+        "`seconds`, `CPU s`: medians over the tries. `x reference`: the median over the "
+        "tries of wall seconds / the plain requests client's in the same try (the variants "
+        "of a try run one after the other, so they share the machine's load). `CPU ms/req`: "
+        "the median CPU time / requests sent. `CPU x no cache`: the median over the tries of "
+        "CPU per request with the cache / the same checkout's with `cache=None` in the same "
+        "try. The JSON has every try.",
         "",
         "| client | requests | x bound | rows | seconds | x reference | CPU s | CPU ms/req "
         "| CPU x no cache | peak RSS MiB | load (1 min) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        per = r["cpu"] / r["requests"] * 1000 if r["requests"] else math.nan
+        seconds, cpu = statistics.median(r["all_seconds"]), statistics.median(r["all_cpu"])
+        per = cpu / r["requests"] * 1000 if r["requests"] else math.nan
         twin = None
         if r["name"].endswith(", cache"):
             twin = next((t for t in rows if t["name"] == r["name"] + "=None"), None)
-        ratio = per / (twin["cpu"] / twin["requests"] * 1000) if twin and twin["requests"] \
-            else None
+        # paired by try: requests are the same for every variant (the protocol bound)
+        ratio = statistics.median(a / b for a, b in zip(r["all_cpu"], twin["all_cpu"])) \
+            if twin else None
+        x_ref = statistics.median(a / b for a, b in zip(r["all_seconds"], ref["all_seconds"]))
         lines.append(
             f"| {r['name']} | {r['requests']} | {_fmt(r['requests'] / bound_total)} | "
-            f"{r['rows']} | {_fmt(r['seconds'])} | {_fmt(r['seconds'] / ref['seconds'])} | "
-            f"{_fmt(r['cpu'])} | {_fmt(per)} | {_fmt(ratio) if ratio else '–'} | "
+            f"{r['rows']} | {_fmt(seconds)} | {_fmt(x_ref)} | "
+            f"{_fmt(cpu)} | {_fmt(per)} | {_fmt(ratio) if ratio else '–'} | "
             f"{r['max_rss_kib'] / 1024:.0f} | {r['load']:.2f} |")
     return lines
 

@@ -258,8 +258,9 @@ _LIGHT_FIELDS = frozenset({"_content", "status_code", "url", "headers", "created
 
 def _light_reader(store):
     """For a requests-cache store whose serializer is cattrs then other stages (its default
-    ``pickle`` pipeline among them): a function from a row's value to the unstructured dict,
-    running every stage but cattrs. None for any other serializer."""
+    ``pickle`` pipeline among them): ``(read, structure)``: ``read`` turns a row's value into
+    the unstructured dict (every stage but cattrs), ``structure`` that dict into a
+    ``CachedResponse`` (the cattrs stage). None for any other serializer."""
     stages = getattr(getattr(store, "serializer", None), "stages", None)
     if not stages or len(stages) < 2 or not isinstance(stages[0], CattrStage):
         return None
@@ -269,7 +270,7 @@ def _light_reader(store):
         for stage in reversed(rest):
             value = stage.loads(value)
         return value
-    return read
+    return read, stages[0].loads
 
 
 def _light_response(data) -> requests.Response | None:
@@ -334,6 +335,8 @@ class HttpCache:
         self._pending: dict[tuple[str, str], Any] = {}
         self._writing: dict[tuple[str, str], Any] = {}
         self._preloaded: dict[tuple[str, str], Any] = {}
+        self._cold = False
+        self._flushed: set[tuple[str, str]] = set()  # written while cold: in the store
         self._light = None
         self.session = requests.Session()
         self.content: SQLiteDict | None = None
@@ -414,6 +417,8 @@ class HttpCache:
             for held in (self._preloaded, self._pending, self._writing):
                 if slot in held:
                     return held[slot]
+            if self._cold and slot not in self._flushed:
+                return None
         try:
             if table == "content":
                 return self.content[key]
@@ -424,9 +429,7 @@ class HttpCache:
                                       (key,)).fetchone()
                 if row is None:
                     return None
-                light = _light_response(self._light(row[0]))
-                if light is not None:
-                    return light
+                return self._decode(key, row[0])
             return self.backend.responses[key]
         except KeyError:
             return None
@@ -465,6 +468,19 @@ class HttpCache:
                 return Lookup(key=key, content=content)
         return Lookup(key=key, stale=stored)
 
+    def _decode(self, key: str, value):
+        """A row of the mutable answers' table: fresh, a light ``requests.Response``
+        (:func:`_light_response`); not fresh (to be revalidated and renewed), requests-cache's
+        ``CachedResponse`` structured from the same unstructured dict (read once)."""
+        read, structure = self._light
+        data = read(value)
+        light = _light_response(data)
+        if light is not None and self._fresh(light, MUTABLE):
+            return light
+        full = structure(data)
+        full.cache_key = key  # as requests-cache's own deserialize does
+        return full
+
     def _full(self, key: str):
         """A stored mutable answer as requests-cache's ``CachedResponse`` (None: gone or
         unreadable)."""
@@ -499,11 +515,10 @@ class HttpCache:
                 with store.connection() as con:
                     rows = con.execute(f"SELECT key, value FROM {store.table_name} "
                                        f"WHERE key IN ({marks})", chunk).fetchall()
-                light = self._light if table == "responses" else None
+                light = self._light is not None and table == "responses"
                 for key, value in rows:
                     try:
-                        held = _light_response(light(value)) if light is not None else None
-                        got[(table, key)] = held if held is not None else \
+                        got[(table, key)] = self._decode(key, value) if light else \
                             store.deserialize(key, value)
                     except Exception:  # corrupt: a miss
                         continue
@@ -512,9 +527,20 @@ class HttpCache:
         return len(got)
 
     def release(self) -> None:
-        """Forget what :meth:`preload` read."""
+        """Forget what :meth:`preload` read (and :meth:`assume_cold`)."""
         with self._lock:
             self._preloaded = {}
+            self._cold = False
+            self._flushed = set()
+
+    def assume_cold(self) -> None:
+        """Until :meth:`release`, answer lookups from memory only (what is pending or was
+        preloaded): for a walk whose tags' manifests :meth:`preload` found none of, whose
+        other answers are then as good as certainly not stored either (what this cache
+        writes meanwhile is still read back). Saves one query per request of a cold walk; a
+        stored answer missed this way is only asked of the registry again."""
+        with self._lock:
+            self._cold = True
 
     # -- writing -----------------------------------------------------------------------------
     def settle(self, found: Lookup, response):
@@ -564,6 +590,8 @@ class HttpCache:
             finally:
                 with self._lock:
                     self._writing = {}
+                    if self._cold:
+                        self._flushed.update(batch)
 
     def _write(self, batch: dict) -> None:
         content = [(k, v) for (t, k), v in batch.items() if t == "content"]

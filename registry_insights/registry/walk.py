@@ -181,6 +181,9 @@ def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> int:
     url = client._transport.url
     tops = [(url(f"/v2/{r}/manifests/{t}"), mt.MANIFEST_ACCEPT) for r, t in pairs]
     found = cache.preload(tops)
+    if not found:  # a cold walk: no query per request for answers that are not there
+        cache.assume_cold()
+        return 0, len(pairs)
     missing = 0
     level = list(zip((r for r, _ in pairs), tops))
     while level:

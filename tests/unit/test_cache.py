@@ -270,3 +270,16 @@ def test_stored_responses_pickle_and_take_cookies():
     jar = requests.cookies.cookiejar_from_dict({"a": "b"})
     copy.cookies = jar
     assert copy.cookies is jar and response.cookies is not jar
+
+
+def test_a_cold_walk_reads_lookups_from_memory_only_until_released(tmp_path):
+    url = f"{BASE}/v2/team/app/blobs/{DIGEST}"
+    store(make_cache(tmp_path), url, b"stored")
+    cache = make_cache(tmp_path)
+    cache.assume_cold()
+    assert cache.lookup("GET", url, None).hit is None  # not asked of the store
+    pending = f"{BASE}/v2/team/app/tags/list"
+    store(cache, pending, b"{}")  # written meanwhile: still served
+    assert cache.lookup("GET", pending, None).hit.content == b"{}"
+    cache.release()
+    assert cache.lookup("GET", url, None).hit.content == b"stored"
