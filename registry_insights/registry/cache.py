@@ -419,21 +419,28 @@ class HttpCache:
                     return held[slot]
             if self._cold and slot not in self._flushed:
                 return None
-        try:
-            if table == "content":
-                return self.content[key]
-            if self._light is not None:
-                store = self.backend.responses
-                with store.connection() as con:
-                    row = con.execute(f"SELECT value FROM {store.table_name} WHERE key = ?",
-                                      (key,)).fetchone()
-                if row is None:
-                    return None
-                return self._decode(key, row[0])
+        return self._guarded(key, lambda: self._read_row(table, key))
+
+    def _read_row(self, table: str, key: str):
+        if table == "content":
+            return self.content[key]
+        if self._light is None:
             return self.backend.responses[key]
+        store = self.backend.responses
+        with store.connection() as con:
+            row = con.execute(f"SELECT value FROM {store.table_name} WHERE key = ?",
+                              (key,)).fetchone()
+        return None if row is None else self._decode(key, row[0])
+
+    @staticmethod
+    def _guarded(key: str, read):
+        """``read()``; a missing row is None, and so is a corrupt one (a miss, not an
+        error)."""
+        try:
+            return read()
         except KeyError:
             return None
-        except Exception as exc:  # a corrupt row is a miss, not an error
+        except Exception as exc:
             log.debug("cache entry %s unreadable: %s", key, exc)
             return None
 
@@ -484,13 +491,7 @@ class HttpCache:
     def _full(self, key: str):
         """A stored mutable answer as requests-cache's ``CachedResponse`` (None: gone or
         unreadable)."""
-        try:
-            return self.backend.responses[key]
-        except KeyError:
-            return None
-        except Exception as exc:  # a corrupt row is a miss, not an error
-            log.debug("cache entry %s unreadable: %s", key, exc)
-            return None
+        return self._guarded(key, lambda: self.backend.responses[key])
 
     def preload(self, requests_: list[tuple[str, str | None]]) -> int:
         """Read the stored answers of many GETs ``(url, accept)`` in bulk (one query per
