@@ -370,6 +370,14 @@ def parse_timestamp(value) -> datetime | None:
     """
     if not isinstance(value, str) or not value.strip():
         return None
+    if value[-1:] == "Z":  # the usual shape: Python 3.11+ reads it whole, fractions and all
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:  # Python 3.10, or anything unusual: the general way below
+            pass
+        else:
+            if parsed.utcoffset() is not None:
+                return parsed if EARLIEST <= parsed <= LATEST else None
     text = value.strip().replace("z", "Z")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -441,6 +449,7 @@ class ImageConfig(Mapping):
 
     __slots__ = ("raw", "digest", "_fields", "_loader", "_repository")
     _FIELDS = ("architecture", "os", "variant", "created")
+    _AT = {name: i for i, name in enumerate(_FIELDS)}
 
     def __init__(self, raw: bytes | None, parsed: dict | None = None, *,
                  digest: str | None = None, loader=None, fields: tuple | None = None):
@@ -504,14 +513,16 @@ class ImageConfig(Mapping):
         return data if isinstance(data, dict) else {}
 
     def get(self, key, default=None):
-        if key in self._FIELDS:
-            value = self._fields[self._FIELDS.index(key)]
+        at = self._AT.get(key)
+        if at is not None:
+            value = self._fields[at]
             return default if value is None else value
         return self.to_dict().get(key, default)
 
     def __getitem__(self, key):
-        if key in self._FIELDS and self._fields[self._FIELDS.index(key)] is not None:
-            return self._fields[self._FIELDS.index(key)]
+        at = self._AT.get(key)
+        if at is not None and self._fields[at] is not None:
+            return self._fields[at]
         return self.to_dict()[key]
 
     def __iter__(self):

@@ -112,3 +112,20 @@ def test_a_light_config_can_share_one_loader_given_its_repository():
     copy = pickle.loads(pickle.dumps(light))
     copy.attach(read, "team/other")
     assert copy["config"] == CONFIG["config"] and calls[-1] == ("team/other", d(1))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05+00:00"),
+    ("2024-01-02T03:04:05.123456789Z", "2024-01-02T03:04:05.123456+00:00"),
+    ("2024-01-02t03:04:05z", "2024-01-02T03:04:05+00:00"),  # the general way
+    (" 2024-01-02T03:04:05Z ", "2024-01-02T03:04:05+00:00"),
+    ("2024-01-02T05:04:05+02:00", "2024-01-02T03:04:05+00:00"),
+    ("0001-01-01T00:00:00Z", None),  # out of the frames' range
+    ("2024-13-02T03:04:05Z", None),
+    ("not a time Z", None),
+])
+def test_timestamps_read_the_same_on_the_fast_and_the_general_way(text, expected):
+    from registry_insights.registry.models import parse_timestamp
+
+    parsed = parse_timestamp(text)
+    assert (parsed.isoformat() if parsed else None) == expected
