@@ -1,0 +1,315 @@
+"""Adversarial probes of the issue 14 speed changes (transport lean path, light cache reads,
+cold walks, the hand-written Manifest), against the real registry."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import registry_insights as ri
+from registry_insights.registry.models import Manifest
+from tests.support.fleet import push_fleet
+from tests.support.proxy import Reply, Request, RewritingProxy, client_for
+
+
+@pytest.fixture(scope="module")
+def fleet(anonymous_registry):
+    with client_for(anonymous_registry.url, anonymous_registry) as client:
+        return push_fleet(client, "brk", repositories=2, tags=3)
+
+
+def _snapshot(client, repository):
+    """{tag: (digest, config digest of each image)} read through ``client``."""
+    out = {}
+    for tag in client.tags(repository):
+        details = client.tag_details(repository, tag)
+        out[tag] = (details.digest, tuple(i.config_digest for i in details.images))
+    return out
+
+
+def _expected(fleet, repository):
+    out = {}
+    for image in fleet:
+        if image.repository == repository:
+            out.setdefault(image.tag, [image.digest, []])[1].append(image.config_digest)
+    return {t: (d, tuple(sorted(c))) for t, (d, c) in out.items()}
+
+
+def _sorted(snap):
+    return {t: (d, tuple(sorted(c))) for t, (d, c) in snap.items()}
+
+
+def _rows(cache_dir):
+    dbs = [os.path.join(root, f) for root, _, files in os.walk(cache_dir) for f in files
+           if f.endswith(".sqlite")]
+    assert dbs, "no cache database written"
+    return dbs
+
+
+# -- cache: corrupt rows ---------------------------------------------------------------------
+def test_corrupt_mutable_row_is_a_miss(anonymous_registry, fleet, tmp_path):
+    repo = "brk/r0"
+    with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:
+        assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+    broken = 0
+    for db in _rows(tmp_path):
+        with sqlite3.connect(db) as con:
+            if con.execute("SELECT name FROM sqlite_master WHERE name='responses'").fetchone():
+                broken += con.execute("UPDATE responses SET value = ?",
+                                      (b"not a pickle",)).rowcount
+    assert broken >= 3
+    with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:
+        assert sorted(client.tags(repo)) == sorted(_expected(fleet, repo))
+        assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+
+
+# -- transport: cookies, prefixes, hosts -----------------------------------------------------
+def test_sticky_cookie_is_sent_back_on_the_lean_path(anonymous_registry, fleet):
+    repo = "brk/r1"
+    cookies = []
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        def record(request):
+            cookies.append((request.path, request.headers.get("Cookie")))
+
+        def sticky(request, reply):
+            reply.headers.append(("Set-Cookie", "lb=node-7; Path=/"))
+            return reply
+        proxy.rules.append(record)
+        proxy.rewrites.append(sticky)
+        with client_for(proxy.url, anonymous_registry) as client:
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+    assert len(cookies) > 5
+    assert cookies[0][1] is None
+    assert [c for c in cookies[1:] if c[1] != "lb=node-7"] == []
+
+
+def _prefixed(proxy, prefix="/reg"):
+    def strip(request):
+        if not request.path.startswith(prefix + "/"):
+            return Reply(404, [("Content-Type", "text/plain")], b"outside the prefix")
+        inner = Request(request.n, request.method, request.path[len(prefix):],
+                        request.headers, request.body)
+        return proxy.forward(inner)
+    proxy.rules.append(strip)
+
+
+def test_base_url_with_a_path_prefix(anonymous_registry, fleet, tmp_path):
+    repo = "brk/r0"
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        _prefixed(proxy)
+        with client_for(proxy.url + "/reg", anonymous_registry, cache=tmp_path) as client:
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            assert set(client.repositories()) >= {"brk/r0", "brk/r1"}
+            sent = len(proxy.log)
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            assert len(proxy.log) == sent  # warm: all from the cache
+    assert all(path.startswith("/reg/v2/") for _, path, _ in proxy.log)
+
+
+def test_upper_case_host_and_ipv6_literal(anonymous_registry, fleet, tmp_path):
+    repo = "brk/r1"
+    upper = anonymous_registry.url.replace("127.0.0.1", "LocalHost") \
+        if "127.0.0.1" in anonymous_registry.url else anonymous_registry.url.upper()
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        with client_for(proxy.url.replace("127.0.0.1", "LOCALHOST"), anonymous_registry,
+                        cache=tmp_path / "a") as client:
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            sent = len(proxy.log)
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            assert len(proxy.log) == sent
+    assert upper
+    with RewritingProxy(anonymous_registry.url, host="::1") as proxy6:
+        assert proxy6.url.startswith("http://[::1]:")
+        with client_for(proxy6.url, anonymous_registry, cache=tmp_path / "b") as client:
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            sent = len(proxy6.log)
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            assert len(proxy6.log) == sent
+
+
+def test_link_with_odd_query_is_followed_verbatim(anonymous_registry, fleet):
+    repo = "brk/r0"
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        first = sorted(_expected(fleet, repo))[0]
+
+        def page(request):
+            if request.path == f"/v2/{repo}/tags/list":
+                body = ('{"name": "%s", "tags": ["%s"]}' % (repo, first)).encode()
+                link = f'<{proxy.url}/v2/{repo}/tags/list?last={first}&n=50&q=a%2Fb~c>; ' \
+                       'rel="next"'
+                return Reply(200, [("Content-Type", "application/json"), ("Link", link)], body)
+            return None
+        proxy.rules.append(page)
+        with client_for(proxy.url, anonymous_registry) as client:
+            assert client.tags(repo) == sorted(_expected(fleet, repo))
+    assert (f"/v2/{repo}/tags/list?last={first}&n=50&q=a%2Fb~c") in \
+        [path for _, path, _ in proxy.log]
+
+
+def test_429_with_retry_after_is_retried_on_the_lean_path(anonymous_registry, fleet):
+    repo = "brk/r1"
+    refused = []
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        def once(request):
+            if "/manifests/" in request.path and not refused:
+                refused.append(request.path)
+                return Reply(429, [("Retry-After", "1"), ("Content-Type", "text/plain")],
+                             b"slow down")
+            return None
+        proxy.rules.append(once)
+        with client_for(proxy.url, anonymous_registry) as client:
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            assert client.request_counts["retry"] == 1
+    assert [s for _, p, s in proxy.log if p == refused[0]][:2] == [429, 200]
+
+
+def test_unusual_names_allowed_by_the_spec(anonymous_registry, tmp_path):
+    from registry_insights.testing.demo import FleetBuilder
+
+    repo = "brk/a__b.c-d/e_f"
+    names = ["_under", "UPPER.case-9", "a" * 128, "x--y..z"]
+    with client_for(anonymous_registry.url, anonymous_registry) as pusher:
+        builder = FleetBuilder(pusher, 3)
+        base = builder.layer(5_000, "odd")
+        builder.build(repo, names, {"linux/amd64": [base]}, "2025-01-01T00:00:00Z", oci=True)
+        digest = builder.images[0].digest
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        with client_for(proxy.url, anonymous_registry, cache=tmp_path) as client:
+            assert client.tags(repo) == sorted(names)
+            for name in names:
+                assert client.tag_details(repo, name).digest == digest
+            sent = len(proxy.log)
+            for name in names:
+                assert client.tag_details(repo, name).manifest.reference == name
+            assert len(proxy.log) == sent
+
+
+# -- cache: revalidation, old stores, concurrent clients -------------------------------------
+def test_freshness_zero_revalidates_with_etag(anonymous_registry, fleet, tmp_path):
+    repo = "brk/r0"
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        with client_for(proxy.url, anonymous_registry, cache=tmp_path, freshness=0) as client:
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            sent = len(proxy.log)
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+        second = proxy.log[sent:]
+        tag_reads = [s for m, p, s in second if "/manifests/" in p and "sha256:" not in p]
+        assert tag_reads and set(tag_reads) == {304}
+        # and a default-freshness client then reads the renewed rows as fresh
+        with client_for(proxy.url, anonymous_registry, cache=tmp_path) as client:
+            sent = len(proxy.log)
+            assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
+            assert len(proxy.log) == sent
+
+
+def test_cache_written_by_38ec187_is_read_warm(anonymous_registry, fleet, tmp_path):
+    repo = "brk/r1"
+    old = tmp_path / "old-code"
+    old.mkdir()
+    archive = subprocess.run(["git", "archive", "38ec187", "registry_insights"],
+                             capture_output=True, check=True, cwd=os.getcwd())
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        code = ("import sys, registry_insights as ri\n"
+                f"assert ri.__file__.startswith({str(old)!r}), ri.__file__\n"
+                f"c = ri.RegistryClient({proxy.url!r}, cache={str(tmp_path / 'c')!r})\n"
+                "inv = ri.fetch_inventory(c, ['brk/r1'], progress=False)\n"
+                "print(len(inv.details))\n")
+        env = dict(os.environ, PYTHONPATH=str(old))
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120, cwd=old)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert int(done.stdout.split()[-1]) == len(_expected(fleet, repo))
+        sent = len(proxy.log)
+        with client_for(proxy.url, anonymous_registry, cache=tmp_path / "c") as client:
+            inv = ri.fetch_inventory(client, [repo], progress=False)
+            got = {d.tag: d.digest for d in inv.details}
+            assert got == {t: d for t, (d, _) in _expected(fleet, repo).items()}
+        assert [p for _, p, _ in proxy.log[sent:] if "/manifests/" in p or "/blobs/" in p] == []
+
+
+def test_cold_and_warm_clients_share_one_cache_concurrently(anonymous_registry, fleet,
+                                                            tmp_path):
+    want = {r: {t: d for t, (d, _) in _expected(fleet, r).items()}
+            for r in ("brk/r0", "brk/r1")}
+    with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as warm:
+        ri.fetch_inventory(warm, ["brk/r0"], progress=False)
+    results, failures = {}, []
+
+    def walk(name):
+        try:
+            for _ in range(3):
+                with client_for(anonymous_registry.url, anonymous_registry,
+                                cache=tmp_path) as client:
+                    inv = ri.fetch_inventory(client, ["brk/r0", "brk/r1"], progress=False)
+                    got = {}
+                    for d in inv.details:
+                        got.setdefault(d.repository, {})[d.tag] = d.digest
+                    results.setdefault(name, []).append(got)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(repr(exc))
+    threads = [threading.Thread(target=walk, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert all(got == want for runs in results.values() for got in runs)
+
+
+def test_delete_after_a_cold_walk_is_not_served_from_memory(make_registry, tmp_path):
+    handle = make_registry("anonymous", delete_enabled=True)
+    with client_for(handle.url, handle) as pusher:
+        images = push_fleet(pusher, "del", repositories=1, tags=2, index_every=0)
+    with client_for(handle.url, handle, cache=tmp_path) as client:
+        inv = ri.fetch_inventory(client, ["del/r0"], progress=False)
+        assert sorted(d.tag for d in inv.details) == sorted(i.tag for i in images)
+        gone = images[0]
+        client.delete(gone.repository, digest=gone.digest)
+        inv = ri.fetch_inventory(client, ["del/r0"], progress=False)
+        assert gone.digest not in {d.digest for d in inv.details}
+        with pytest.raises(ri.NotFound):
+            client.manifest(gone.repository, gone.tag)
+
+
+# -- models ----------------------------------------------------------------------------------
+def test_manifest_identity_pickle_copy(anonymous_registry, fleet):
+    image = next(i for i in fleet if i.repository == "brk/r0")
+    with client_for(anonymous_registry.url, anonymous_registry) as client:
+        details = client.tag_details(image.repository, image.tag)
+    m = details.manifest
+    small = m.compact()
+    assert small == m and hash(small) == hash(m) and small.raw == m.raw
+    assert small.data == m.data and small.size == m.size == len(m.raw)
+    for other in (pickle.loads(pickle.dumps(small)), copy.deepcopy(small), copy.copy(m),
+                  pickle.loads(pickle.dumps(m))):
+        assert other == m and other.raw == m.raw and other.digest == image.digest
+    assert len({m, small, copy.deepcopy(m)}) == 1
+    again = pickle.loads(pickle.dumps(details))
+    assert again == details and again.manifest.raw == m.raw
+    assert copy.deepcopy(details) == details
+    assert "raw" not in repr(m) and repr(m).startswith("Manifest(repository='brk/r0'")
+    with pytest.raises(AttributeError):
+        m.digest = "sha256:" + "0" * 64
+    empty = Manifest("r", "t", "sha256:" + "0" * 64, "application/json", b"{}")
+    assert empty.compact() == empty and empty.compact().data == {}
+    assert empty != Manifest("r", "t", "sha256:" + "0" * 64, "application/json", b"{ }")
+
+
+def test_inventory_over_two_processes_equals_one(anonymous_registry, fleet):
+    with client_for(anonymous_registry.url, anonymous_registry) as client:
+        one = ri.fetch_inventory(client, ["brk/r0", "brk/r1"], progress=False)
+        two = ri.fetch_inventory(client, ["brk/r0", "brk/r1"], progress=False,
+                                 max_processes=2)
+    key = lambda d: (d.repository, d.tag)  # noqa: E731
+    assert sorted(one.details, key=key) == sorted(two.details, key=key)
+    assert [d.manifest.raw for d in sorted(one.details, key=key)] == \
+        [d.manifest.raw for d in sorted(two.details, key=key)]
+    assert one.tags().equals(two.tags())
