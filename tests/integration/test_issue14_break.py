@@ -142,7 +142,7 @@ def test_link_with_odd_query_is_followed_verbatim(anonymous_registry, fleet):
 
         def page(request):
             if request.path == f"/v2/{repo}/tags/list":
-                body = ('{"name": "%s", "tags": ["%s"]}' % (repo, first)).encode()
+                body = json.dumps({"name": repo, "tags": [first]}).encode()
                 link = f'<{proxy.url}/v2/{repo}/tags/list?last={first}&n=50&q=a%2Fb~c>; ' \
                        'rel="next"'
                 return Reply(200, [("Content-Type", "application/json"), ("Link", link)], body)
