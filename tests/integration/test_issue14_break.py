@@ -549,3 +549,39 @@ def test_upper_case_access_token_stays_out_of_the_keys(anonymous_registry, fleet
 def test_token_param_stays_out_of_the_keys(anonymous_registry, fleet, tmp_path):
     _secret_link_walk(anonymous_registry, fleet, tmp_path, "token")
     assert [k for k in _keys(tmp_path) if "S3cr3tValue" in k] == []
+
+
+# -- a stored manifest whose bytes do not verify; tokens across processes --------------------
+def test_tampered_light_row_is_evicted_and_fetched_again(anonymous_registry, fleet, tmp_path):
+    image = next(i for i in fleet if i.repository == "brk/r0" and i.tag == "v0")
+    with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:
+        good = client.tag_details(image.repository, image.tag)
+        client.cache.flush()
+        store = client.cache.backend.responses
+        keys = [k for k in store.keys() if k.startswith("GET manifest brk/r0 v0 ")]
+        assert len(keys) == 1
+        held = store[keys[0]]
+        held._content = held._content.replace(b'"schemaVersion"', b'"schemaversion"')
+        assert held._content != good.manifest.raw
+        store[keys[0]] = held
+    with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:
+        again = client.tag_details(image.repository, image.tag)
+        assert client.request_counts["manifest"] == 1  # the tampered answer asked again
+        assert again.digest == good.digest and again.manifest.raw == good.manifest.raw
+        assert client.tag_details(image.repository, image.tag).manifest.raw == \
+            good.manifest.raw
+        assert client.request_counts["manifest"] == 1
+
+
+def test_two_processes_over_a_token_registry(token_registry, tmp_path):
+    with client_for(token_registry.url, token_registry) as pusher:
+        push_fleet(pusher, "brktok", repositories=2, tags=2)
+    repos = ["brktok/r0", "brktok/r1"]
+    with client_for(token_registry.url, token_registry, cache=tmp_path) as client:
+        one = ri.fetch_inventory(client, repos, progress=False)
+    with client_for(token_registry.url, token_registry) as client:
+        two = ri.fetch_inventory(client, repos, progress=False, max_processes=2)
+        assert client.request_counts["token"] >= 1
+    key = lambda d: (d.repository, d.tag)  # noqa: E731
+    assert sorted(one.details, key=key) == sorted(two.details, key=key)
+    assert len(one.details) == 6 and not one.read_errors and not two.read_errors
