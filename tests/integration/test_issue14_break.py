@@ -585,3 +585,37 @@ def test_two_processes_over_a_token_registry(token_registry, tmp_path):
     key = lambda d: (d.repository, d.tag)  # noqa: E731
     assert sorted(one.details, key=key) == sorted(two.details, key=key)
     assert len(one.details) == 6 and not one.read_errors and not two.read_errors
+
+
+def test_cookie_jar_growing_during_a_threaded_walk(anonymous_registry, fleet):
+    """A load balancer that sets a new cookie on every answer while 8 threads send."""
+    repos = ["brk/r0", "brk/r1"]
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        def fresh_cookie(request, reply):
+            reply.headers.append(("Set-Cookie", f"n{request.n}=1; Path=/v2/"))
+            return reply
+        proxy.rewrites.append(fresh_cookie)
+        for _ in range(3):
+            with client_for(proxy.url, anonymous_registry, max_workers=8) as client:
+                inv = ri.fetch_inventory(client, repos, progress=False)
+                assert not inv.read_errors
+                assert len(inv.details) == sum(len(_expected(fleet, r)) for r in repos)
+
+
+def test_head_and_long_retry_after_on_the_lean_path(anonymous_registry, fleet):
+    repo = "brk/r0"
+    latest = _expected(fleet, repo)["latest"][0]
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        with client_for(proxy.url, anonymous_registry) as client:
+            assert client.tags_of_digest(repo, latest) == ["latest", "v2"]
+            heads = [p for m, p, _ in proxy.log if m == "HEAD"]
+            assert sorted(heads) == sorted(f"/v2/{repo}/manifests/{t}"
+                                           for t in _expected(fleet, repo))
+
+            def busy(request):
+                if "/manifests/" in request.path:
+                    return Reply(503, [("Retry-After", "3600")], b"")
+                return None
+            proxy.rules.append(busy)
+            with pytest.raises(ri.RateLimited, match="3600 s"):
+                client.manifest(repo, "v0")
