@@ -59,12 +59,12 @@ from requests.structures import CaseInsensitiveDict
 from requests_cache import DEFAULT_IGNORED_PARAMS, CachedResponse, SQLiteCache
 from requests_cache.backends import BaseCache, SQLiteDict
 from requests_cache.backends.base import redact_response
-from requests_cache.cache_keys import filter_url
 from requests_cache.policy import utcnow
 from requests_cache.serializers.cattrs import CattrStage
 
 from ..settings import DEFAULTS
 from .names import DIGEST_PATTERN
+from .responses import has_secret_param
 
 log = logging.getLogger("registry_insights")
 
@@ -76,13 +76,10 @@ _SECRET_NAMES = frozenset(name.lower() for name in _SECRET_HEADERS)
 
 def _without_secrets(stored: CachedResponse) -> CachedResponse:
     """``stored`` without the headers of :data:`_SECRET_HEADERS` (``Authorization`` above all)
-    in its request or its own headers. The plain case (a registry URL without such a query
-    parameter) costs a scan of the header names; anything else goes through requests-cache's
-    ``redact_response`` first (which also rewrites URLs and bodies, at several times the
-    cost, and leaves the answer's own headers as they are)."""
-    query = stored.url.partition("?")[2].lower() + \
-        (stored.request.url or "").partition("?")[2].lower()
-    if any(name in query for name in _SECRET_NAMES) or stored.request.body:
+    in its request or its own headers: a scan of the header names. (Answers whose URL or
+    ``Link`` carries a secret query parameter are never stored, see :meth:`HttpCache.settle`;
+    a request with a body goes through requests-cache's ``redact_response`` too.)"""
+    if stored.request.body:
         stored = redact_response(stored, _SECRET_HEADERS)
     for holder in (stored.request, stored):
         if any(name.lower() in _SECRET_NAMES for name in holder.headers):
@@ -391,16 +388,14 @@ class HttpCache:
             if content:
                 return f"{method} manifest {groups['name']} {groups['ref']}", True
             return f"{method} manifest {groups['name']} {groups['ref']} {_accept(accept)}", False
-        if "?" in url and any(n in url.partition("?")[2].lower() for n in _SECRET_NAMES):
-            url = filter_url(url, _SECRET_HEADERS)  # a secret in a Link's query: not in keys
         if kind == "tags":
             return f"{method} tags {groups['name']} {url}", False
         return f"{method} catalog {url}", False
 
     def cacheable(self, method: str, url: str) -> bool:
         """Whether an answer to this request may be stored."""
-        return self.enabled and method in ("GET", "HEAD") and \
-            classify(self.base_url, url) is not None
+        return self.enabled and method in ("GET", "HEAD") and not has_secret_param(url) \
+            and classify(self.base_url, url) is not None
 
     # -- reading -----------------------------------------------------------------------------
     def _fresh(self, response, lifetime: str) -> bool:
@@ -454,7 +449,8 @@ class HttpCache:
         under the current ``freshness`` is revalidated (``If-None-Match``) when it has a
         validator, else fetched again.
         """
-        if not self.enabled or mode is False or method not in ("GET", "HEAD"):
+        if not self.enabled or mode is False or method not in ("GET", "HEAD") \
+                or has_secret_param(url):  # a secret in the URL: never stored, never a key
             return _NOTHING
         found = classify(self.base_url, url)
         if found is None:
@@ -563,6 +559,11 @@ class HttpCache:
             ctype = (response.headers.get("Content-Type") or "").replace("\n", " ")
             self._queue("content", found.key, ctype.encode("latin-1", "replace") + b"\n"
                         + response.content)
+        elif has_secret_param(response.url) or has_secret_param(response.headers.get("Link")):
+            # a registry that puts a secret into the next page's URL: the page is not kept
+            # (without its Link a stored page would end the list early). Content-addressed
+            # answers keep no URL or header: a signed storage redirect does not matter there
+            pass
         else:
             expires = None if classify(self.base_url, response.url or "") is None else \
                 utcnow() + timedelta(seconds=max(self.freshness, 1))

@@ -20,7 +20,24 @@ from .. import errors
 
 #: Bytes read at most of an error or token body (go-containerregistry reads 64 KiB too).
 MAX_SMALL_BODY = 64 * 1024
-_SECRET_PARAMS = {"access_token", "token", "password", "refresh_token", "client_secret"}
+#: Query parameters that carry secrets (compared in lower case): shown redacted, never cached.
+SECRET_PARAMS = frozenset({"access_token", "token", "password", "refresh_token",
+                           "client_secret", "api_key", "x-api-key", "authorization"})
+
+
+def has_secret_param(text: str | None) -> bool:
+    """Whether a URL (or a ``Link`` header's URLs) carries a query parameter of
+    :data:`SECRET_PARAMS`, in any case."""
+    if not text or "?" not in text:
+        return False
+    lowered = text.lower()
+    if not any(name in lowered for name in SECRET_PARAMS):  # the usual case: cheap
+        return False
+    for query in re.findall(r"\?([^\s<>#]*)", text):
+        if any(k.lower() in SECRET_PARAMS
+               for k, _v in parse_qsl(query, keep_blank_values=True)):
+            return True
+    return False
 
 
 def read_bounded(response: requests.Response, limit: int = MAX_SMALL_BODY) -> bytes:
@@ -72,7 +89,7 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = urlencode(
-        [(k, "<redacted>" if k.lower() in _SECRET_PARAMS else v)
+        [(k, "<redacted>" if k.lower() in SECRET_PARAMS else v)
          for k, v in parse_qsl(parts.query, keep_blank_values=True)],
         safe=":/*,<>",
     )
