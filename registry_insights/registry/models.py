@@ -558,6 +558,12 @@ class ImageConfig(Mapping):
         # travels (to other processes) without its loader; ``attach`` gives it one there
         return (_image_config, (self.raw, self.digest, self._fields))
 
+    def __copy__(self) -> ImageConfig:
+        return self  # immutable: a copy in this process keeps its way to the bytes
+
+    def __deepcopy__(self, memo) -> ImageConfig:
+        return self
+
     def __repr__(self) -> str:
         return f"ImageConfig({self.digest}, {dict(zip(self._FIELDS, self._fields))})"
 

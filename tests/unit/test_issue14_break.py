@@ -71,9 +71,6 @@ def test_opaque_token_grants_what_was_asked_after_a_copy():
         assert other.grants("repository:a/b:pull")
 
 
-@pytest.mark.xfail(strict=True, reason="tokens.py Token._granted: the opaque sentinel _OPAQUE "
-                   "is compared by identity; pickle/deepcopy make a new {} that reads as a JWT "
-                   "granting nothing")
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])
 def test_opaque_token_grants_what_was_asked_after_pickle(how):
     token = Token("opaque-value", 300.0, 1.0, scopes=("repository:a/b:pull",))

@@ -20,8 +20,6 @@ DEFAULT_EXPIRES_IN = 60.0
 #: Renew this many seconds (or this fraction of the lifetime, whichever is smaller) early.
 RENEW_EARLY_SECONDS = 10.0
 RENEW_EARLY_FRACTION = 0.1
-#: What :attr:`Token._granted` holds for a token that is not a JWT.
-_OPAQUE: dict = {}
 
 
 @dataclass(frozen=True)
@@ -33,8 +31,10 @@ class Token:
     obtained: float
     scopes: tuple[str, ...] = ()
     refresh_token: str | None = field(default=None, repr=False)
-    #: what the JWT's ``access`` claim grants, read once (a walk asks per request)
-    _granted: dict = field(default=None, repr=False, compare=False, hash=False, init=False)
+    #: what the JWT's ``access`` claim grants, read once (a walk asks per request); None:
+    #: not read yet, False: not a JWT
+    _granted: dict | bool | None = field(default=None, repr=False, compare=False, hash=False,
+                                         init=False)
 
     def grants(self, scope: str) -> bool:
         """Whether this token was granted ``scope`` (``type:name:actions``).
@@ -44,9 +44,9 @@ class Token:
         """
         if self._granted is None:
             found = granted_access(self.value)
-            object.__setattr__(self, "_granted", _OPAQUE if found is None else found)
+            object.__setattr__(self, "_granted", False if found is None else found)
         granted = self._granted
-        if granted is _OPAQUE:
+        if granted is False:  # not a JWT (a marker that survives pickling and copies)
             return scope in self.scopes
         kind, _, rest = scope.partition(":")
         name, _, actions = rest.rpartition(":")
