@@ -58,7 +58,6 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from requests_cache import DEFAULT_IGNORED_PARAMS, CachedResponse, SQLiteCache
 from requests_cache.backends import BaseCache, SQLiteDict
-from requests_cache.backends.base import redact_response
 from requests_cache.policy import utcnow
 from requests_cache.serializers.cattrs import CattrStage
 
@@ -76,11 +75,9 @@ _SECRET_NAMES = frozenset(name.lower() for name in _SECRET_HEADERS)
 
 def _without_secrets(stored: CachedResponse) -> CachedResponse:
     """``stored`` without the headers of :data:`_SECRET_HEADERS` (``Authorization`` above all)
-    in its request or its own headers: a scan of the header names. (Answers whose URL or
-    ``Link`` carries a secret query parameter are never stored, see :meth:`HttpCache.settle`;
-    a request with a body goes through requests-cache's ``redact_response`` too.)"""
-    if stored.request.body:
-        stored = redact_response(stored, _SECRET_HEADERS)
+    in its request or its own headers: a scan of the header names. (Only GET and HEAD
+    answers are stored, so there is no request body to redact, and answers whose URL or
+    ``Link`` carries a secret query parameter are never stored, see :meth:`HttpCache.settle`.)"""
     for holder in (stored.request, stored):
         if any(name.lower() in _SECRET_NAMES for name in holder.headers):
             holder.headers = CaseInsensitiveDict(
@@ -559,12 +556,11 @@ class HttpCache:
             ctype = (response.headers.get("Content-Type") or "").replace("\n", " ")
             self._queue("content", found.key, ctype.encode("latin-1", "replace") + b"\n"
                         + response.content)
-        elif has_secret_param(response.url) or has_secret_param(response.headers.get("Link")):
-            # a registry that puts a secret into the next page's URL: the page is not kept
-            # (without its Link a stored page would end the list early). Content-addressed
-            # answers keep no URL or header: a signed storage redirect does not matter there
-            pass
-        else:
+        elif not (has_secret_param(response.url)
+                  or has_secret_param(response.headers.get("Link"))):
+            # (a page with a secret in its URL or in the next page's URL is not kept: without
+            # its Link a stored page would end the list early. Content-addressed answers keep
+            # no URL or header, so a signed storage redirect does not matter there.)
             expires = None if classify(self.base_url, response.url or "") is None else \
                 utcnow() + timedelta(seconds=max(self.freshness, 1))
             stored = CachedResponse.from_response(response, expires=expires)
