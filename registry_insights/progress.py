@@ -23,6 +23,12 @@ class _NoBar:
     def close(self) -> None:
         pass
 
+    def __enter__(self):  # tqdm bars are context managers too
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
 
 def progress_bar(total: int, desc: str, progress: bool | None = None, unit: str = "it", **kw):
     """A tqdm.auto bar, or a do-nothing bar when ``progress`` is False (or None and not
