@@ -30,12 +30,23 @@ class _NoBar:
         pass
 
 
-def progress_bar(total: int, desc: str, progress: bool | None = None, unit: str = "it", **kw):
+def progress_bar(total: int | None, desc: str, progress: bool | None = None, unit: str = "it",
+                 **kw):
     """A tqdm.auto bar, or a do-nothing bar when ``progress`` is False (or None and not
-    interactive)."""
+    interactive). ``total`` None: not known yet (see :func:`grow_total`)."""
     enabled = _interactive() if progress is None else bool(progress)
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, leave=False, **kw)
+
+
+def grow_total(bar, n: int, lock) -> None:
+    """Add ``n`` to what ``bar`` counts to (work found as it goes, such as tags as their
+    lists arrive); ``lock`` serialises the threads that do it."""
+    if isinstance(bar, _NoBar) or not n:
+        return
+    with lock:
+        bar.total = (bar.total or 0) + n
+        bar.refresh()

@@ -79,7 +79,8 @@ class WorkerPool:
 class Pipeline:
     """Tasks that may submit more tasks, on one executor; :meth:`wait` returns when none is
     left. Workers never wait for other tasks (no deadlock on a bounded pool); after the first
-    error the tasks still queued are skipped and :meth:`wait` raises that error."""
+    error (or :meth:`stop`) the tasks still queued are skipped and :meth:`wait` raises that
+    error."""
 
     def __init__(self, executor: ThreadPoolExecutor | None):
         self._executor = executor  # None: run each task inline, at once
@@ -88,6 +89,15 @@ class Pipeline:
         self._idle = threading.Event()
         self._idle.set()
         self._error: BaseException | None = None
+
+    @property
+    def threaded(self) -> bool:
+        """False when tasks run inline, on the thread that submits them."""
+        return self._executor is not None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for no task to be pending; True when none is."""
+        return self._idle.wait(timeout)
 
     def submit(self, fn: Callable, *args) -> None:
         with self._lock:
@@ -103,14 +113,19 @@ class Pipeline:
             if self._error is None:
                 fn(*args)
         except BaseException as exc:  # handed to wait()
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
+            self.stop(exc)
         finally:
             with self._lock:
                 self._pending -= 1
                 if self._pending == 0:
                     self._idle.set()
+
+    def stop(self, error: BaseException) -> None:
+        """Skip the tasks not started yet; :meth:`wait` raises ``error`` (unless an earlier
+        one)."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
 
     def wait(self) -> None:
         self._idle.wait()
