@@ -520,6 +520,24 @@ class HttpCache:
             self._preloaded.update(got)
         return len(got)
 
+    def holds_no_content(self) -> bool:
+        """True when no content-addressed answer (a manifest by digest, a config) is stored
+        or pending: every walk keeps its configs, so no earlier walk of this registry and
+        identity left anything a new one could use (its tag lists and manifests by tag are
+        not worth a query each). Always True without a cache; False for a backend passed in
+        (it keeps those answers among the others)."""
+        if not self.enabled:
+            return True
+        if self.content is None:
+            return False
+        with self._lock:
+            if any(table == "content" for table, _ in (*self._pending, *self._writing,
+                                                      *self._preloaded)):
+                return False
+        with self.content.connection() as con:
+            return con.execute(f"SELECT 1 FROM {self.content.table_name} LIMIT 1"
+                               ).fetchone() is None
+
     def release(self) -> None:
         """Forget what :meth:`preload` read (and :meth:`assume_cold`)."""
         with self._lock:

@@ -307,3 +307,31 @@ def test_an_answer_with_a_secret_in_its_url_or_link_is_never_kept(tmp_path, wher
     assert cache.lookup("GET", plain_url, None).hit is None  # not kept: asked again
     for path in tmp_path.glob("*.sqlite*"):
         assert b"s3cr3t" not in path.read_bytes()
+
+
+def test_holds_no_content_until_a_content_addressed_answer_is_kept(tmp_path):
+    """What decides whether a walk streams (nothing to preload) or reads its answers in bulk
+    first."""
+    cache = make_cache(tmp_path)
+    assert cache.holds_no_content()
+    store(cache, f"{BASE}/v2/team/app/tags/list")  # a mutable answer: not content
+    assert cache.holds_no_content()
+    url = f"{BASE}/v2/team/app/blobs/{DIGEST}"
+    found = cache.lookup("GET", url, None)
+    from urllib3 import HTTPResponse
+
+    response = requests.Response()
+    response.status_code, response._content, response.url = 200, b"{}", url
+    response.raw = HTTPResponse(body=b"", status=200, request_url=url)
+    cache.settle(found, response)
+    assert not cache.holds_no_content()  # pending, not written yet
+    cache.flush()
+    assert not cache.holds_no_content()
+    assert not make_cache(tmp_path).holds_no_content()  # another client of the same store
+    assert HttpCache(None, BASE, "anonymous").holds_no_content()
+    mine = HttpCache(SQLiteCache(str(tmp_path / "mine.sqlite")), BASE, "anonymous")
+    assert mine.holds_no_content()  # a SQLite backend passed in gets the content table too
+    from requests_cache import BaseCache
+
+    # another kind keeps content among the other answers: no cheap way to tell, so no
+    assert not HttpCache(BaseCache(), BASE, "anonymous").holds_no_content()
