@@ -17,8 +17,8 @@ import pandas as pd
 from ..errors import NotFound
 from ..registry.client import RegistryClient
 from ..registry.models import TagDetails
-from ..registry.walk import ReadError
-from .schema import ERRORS_SCHEMA, LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty
+from ..registry.walk import ReadError, fetch_repositories
+from .schema import ERRORS_SCHEMA, LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty, frame_of
 
 log = logging.getLogger("registry_insights")
 
@@ -74,8 +74,7 @@ class Inventory:
             )
             for column, value in zip(columns.values(), values):
                 column.append(value)
-        return coerce(pd.DataFrame(columns), TAGS_SCHEMA) if columns["tag"] else empty(
-            TAGS_SCHEMA)
+        return frame_of(columns, TAGS_SCHEMA) if columns["tag"] else empty(TAGS_SCHEMA)
 
     def layers(self, attestations: bool = False) -> pd.DataFrame:
         """The layers frame (:data:`~registry_insights.schema.LAYERS_SCHEMA`)."""
@@ -168,27 +167,35 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
                 raise  # named by the caller: a mistake to say, not a registry's quirk
             return ReadError.of(repository, None, None, exc)
 
-    tag_lists = client.map(tags_of, repos, progress, "tag lists" if len(repos) > 20 else "")
-    errors.extend(t for t in tag_lists if isinstance(t, ReadError))
-    pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists)
-             if not isinstance(tags, ReadError) for tag in tags]
     if executor is None and (max_processes is None or max_processes <= 1):
-        details = client.details_many(pairs, progress=progress, errors=errors)
-    elif executor is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_processes,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            details = _walk_sharded(client, pairs, pool, shards or max_processes, progress,
-                                    errors)
+        _lists, details = fetch_repositories(client, repos, tags_of, progress, errors)
     else:
-        details = _walk_sharded(client, pairs, executor, shards or _executor_width(executor),
-                                progress, errors)
+        tag_lists = client.map(tags_of, repos, progress,
+                               "tag lists" if len(repos) > 20 else "")
+        errors.extend(t for t in tag_lists if isinstance(t, ReadError))
+        pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists)
+                 if not isinstance(tags, ReadError) for tag in tags]
+        details = _walk_elsewhere(client, pairs, executor, max_processes, shards, progress,
+                                  errors)
     inventory = Inventory(client.registry, repos, details, errors)
     if errors:
         _warn_unread(inventory, errors)
     return inventory
+
+
+def _walk_elsewhere(client: RegistryClient, pairs: list[tuple[str, str]], executor,
+                    max_processes: int | None, shards: int | None, progress,
+                    errors: list) -> list[TagDetails]:
+    """The walk of ``pairs`` on ``executor``, or on ``max_processes`` local processes."""
+    if executor is not None:
+        return _walk_sharded(client, pairs, executor, shards or _executor_width(executor),
+                             progress, errors)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_processes,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        return _walk_sharded(client, pairs, pool, shards or max_processes, progress, errors)
 
 
 def _warn_unread(inventory: Inventory, errors: list[ReadError]) -> None:

@@ -8,15 +8,16 @@ blob per distinct config digest (shared configs are fetched once, even concurren
 from __future__ import annotations
 
 import json
+import queue
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import DigestMismatch, InvalidResponse, NotFound, RegistryError
-from ..progress import progress_bar
+from ..progress import grow_total, progress_bar
 from . import mediatypes as mt
 from .models import (
     EMPTY_CONFIG,
@@ -44,6 +45,8 @@ MAX_INDEX_DEPTH = 8
 #: a manifest, bytes that do not verify. Authentication and connection failures concern the
 #: whole identity and are raised.
 TAG_ERRORS = (NotFound, InvalidResponse, DigestMismatch)
+#: Seconds between two rounds of assembling the tags a threaded walk completed meanwhile.
+ASSEMBLE_EVERY = 0.02
 #: cosign / notation accessory tags and the OCI referrers fallback tag (distribution-spec 1.1,
 #: "Referrers Tag Schema"): ``sha256-<hex>`` with an optional ``.sig``, ``.att``, ``.sbom``.
 ACCESSORY_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$")
@@ -219,10 +222,11 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     per distinct config digest (shared configs are fetched once, even concurrently). The
     walk is pipelined: a tag's platform manifests and config are asked for as soon as its
     manifest arrives, on the same ``max_workers`` threads, with no stage waiting for
-    another. What the HTTP cache holds is read in bulk first (:func:`preload`), so a warm
-    walk makes one query per 500 answers instead of one per request. Indexes are followed to
-    any depth up to :data:`MAX_INDEX_DEPTH` (an index may list an index); a cycle or a
-    deeper nest makes the tag unreadable.
+    another, and each tag is assembled (on the calling thread) as soon as its parts are
+    in. What the HTTP cache holds is read in bulk first (:func:`preload`), so a warm walk
+    makes one query per 500 answers instead of one per request. Indexes are followed to any
+    depth up to :data:`MAX_INDEX_DEPTH` (an index may list an index); a cycle or a deeper
+    nest makes the tag unreadable.
 
     Parameters
     ----------
@@ -248,26 +252,107 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
                  raise_for_tags=errors is None)
     try:
         for i, (repository, tag) in enumerate(pairs):
-            walk.pipeline.submit(walk.fetch_top, i, repository, tag)
-        walk.pipeline.wait()
+            walk.submit_top(i, repository, tag)
+        walk.drive()
     finally:
         bar.close()
         client.cache.release()
         client.cache.flush()
-    return _assemble_all(client, pairs, walk.tops, walk.children, errors)
+    return walk.collect(((i, r, t) for i, (r, t) in enumerate(pairs)), errors)
+
+
+def fetch_repositories(client: RegistryClient, repositories: list[str],
+                       list_tags: Callable[[str], list[str] | ReadError], progress=None,
+                       errors: list | None = None
+                       ) -> tuple[list[list[str] | ReadError], list[TagDetails]]:
+    """The tag lists of ``repositories`` and the details of every tag listed (in repository
+    order, then tag-list order), as :func:`fetch_details` reads them.
+
+    ``list_tags(repository)`` gives the repository's tags, or a :class:`ReadError` for a
+    repository that cannot be listed (it goes to ``errors``, before the tags' errors).
+    With no content-addressed answer in the HTTP cache (a first walk, or ``cache=None``),
+    the tag lists are read on the walk's threads and each repository's tags are asked for as
+    soon as its list arrives, with no stage waiting for another (the HTTP cache is not
+    queried for answers it cannot hold, :meth:`HttpCache.assume_cold`). Otherwise every
+    list is read first and the walk's stored answers are read in bulk (:func:`preload`).
+
+    Returns ``(tag lists in the order of repositories, details)``; raises as
+    :func:`fetch_details` does (errors of ``list_tags`` other than a returned
+    :class:`ReadError` included).
+    """
+    cache = client.cache
+    if not cache.holds_no_content():
+        lists = client.map(list_tags, repositories, progress,
+                           "tag lists" if len(repositories) > 20 else "")
+        if errors is not None:
+            errors.extend(t for t in lists if isinstance(t, ReadError))
+        pairs = [(r, tag) for r, listed in zip(repositories, lists)
+                 if not isinstance(listed, ReadError) for tag in listed]
+        return lists, fetch_details(client, pairs, progress, errors)
+    for repository in repositories:
+        validate_repository(repository)
+    client.plan_repositories(repositories)
+    bar = progress_bar(None, "tags", progress)
+    cache.assume_cold()
+    walk = _Walk(client, client.workers.pipeline(), bar, raise_for_tags=errors is None)
+    listed_of: dict[str, list[str] | ReadError] = {}
+
+    def read_list(repository: str) -> None:
+        listed = list_tags(repository)
+        if not isinstance(listed, ReadError):
+            for tag in listed:
+                validate_reference(tag)
+            grow_total(bar, len(listed), walk.bar_lock)
+            for k, tag in enumerate(listed):
+                walk.submit_top((repository, k), repository, tag)
+        listed_of[repository] = listed
+
+    try:
+        for repository in repositories:
+            walk.pipeline.submit(read_list, repository)
+        walk.drive()
+    finally:
+        bar.close()
+        cache.release()
+        cache.flush()
+    lists = [listed_of[r] for r in repositories]
+    if errors is not None:
+        errors.extend(t for t in lists if isinstance(t, ReadError))
+    keyed = (((r, k), r, tag) for r, listed in zip(repositories, lists)
+             if not isinstance(listed, ReadError) for k, tag in enumerate(listed))
+    return lists, walk.collect(keyed, errors)
 
 
 class _Walk:
     """The state of one pipelined walk: what was fetched (manifests, or the error that kept
-    one unread) and which requests were started, so each is asked once."""
+    one unread), which requests were started (each is asked once) and the tags assembled.
+
+    Workers post what they finished (a tag's manifest, a platform manifest, a config);
+    :meth:`drive`, on the calling thread, assembles every tag whose parts are all in (a tag
+    waits on the first part it lacks, and is looked at again when that part arrives), so
+    little is left to do when the last answer comes.
+    """
 
     def __init__(self, client: RegistryClient, pipeline: Pipeline, bar, raise_for_tags: bool):
         self.client, self.pipeline, self.bar = client, pipeline, bar
         self.raise_for_tags = raise_for_tags
-        self.tops: dict[int, Manifest | BaseException] = {}
+        self.tops: dict[Hashable, Manifest | BaseException] = {}
         self.children: dict[tuple[str, str], Manifest | BaseException] = {}
+        self.names: dict[Hashable, tuple[str, str]] = {}
+        #: key -> (details or None, the error that kept the tag unread or None, missing)
+        self.results: dict[Hashable, tuple] = {}
+        self.failed_configs: set[str] = set()
+        self.bar_lock = threading.Lock()
         self._started: set = set()
         self._guard = threading.Lock()
+        self._shared: dict = {}
+        self._waiting: dict[tuple, list] = {}
+        self._threaded = pipeline.threaded
+        self._finished: queue.SimpleQueue = queue.SimpleQueue()
+
+    def _post(self, message: tuple) -> None:
+        if self._threaded:
+            self._finished.put(message)
 
     def first_time(self, key) -> bool:
         with self._guard:
@@ -275,6 +360,10 @@ class _Walk:
                 return False
             self._started.add(key)
             return True
+
+    def submit_top(self, key: Hashable, repository: str, tag: str) -> None:
+        self.names[key] = (repository, tag)
+        self.pipeline.submit(self.fetch_top, key, repository, tag)
 
     def want_config(self, repository: str, manifest: Manifest,
                     entry: Descriptor | None) -> None:
@@ -287,7 +376,10 @@ class _Walk:
         try:
             self.client.config(repository, cfg)
         except TAG_ERRORS:
-            pass  # asked again when the tag is assembled, and recorded for that tag
+            # asked again when the tag is assembled, and recorded for that tag
+            self.failed_configs.add(cfg.digest)
+        finally:
+            self._post(("config", cfg.digest))
 
     def follow(self, repository: str, index: Manifest) -> None:
         for entry in index.manifests:
@@ -299,57 +391,131 @@ class _Walk:
             manifest = self.client.manifest(repository, entry.digest)
         except TAG_ERRORS as exc:
             self.children[(repository, entry.digest)] = exc
+            self._post(("child", repository, entry.digest))
             return
         self.children[(repository, entry.digest)] = manifest
         if manifest.is_index:
             self.follow(repository, manifest)
         else:
             self.want_config(repository, manifest, entry)
+        self._post(("child", repository, entry.digest))
 
-    def fetch_top(self, i: int, repository: str, tag: str) -> None:
+    def fetch_top(self, key: Hashable, repository: str, tag: str) -> None:
         try:
             top = self.client.manifest(repository, tag)
         except TAG_ERRORS as exc:
             if self.raise_for_tags:
                 raise
-            self.tops[i] = exc
+            self.tops[key] = exc
+            self._post(("top", key))
             return
         finally:
             self.bar.update(1)
-        self.tops[i] = top
+        self.tops[key] = top
         if top.is_index:
             self.follow(repository, top)
         else:
             self.want_config(repository, top, None)
+        self._post(("top", key))
 
+    # -- assembling, on the calling thread --------------------------------------------------
+    def drive(self) -> None:
+        """Wait for the walk to end, assembling every :data:`ASSEMBLE_EVERY` seconds the
+        tags completed meanwhile (woken per answer, the calling thread would take the GIL
+        from the workers hundreds of times a second); raises the walk's first error (the
+        tasks not started then are skipped)."""
+        if not self._threaded:  # everything ran inline already
+            self.pipeline.wait()
+            return
+        try:
+            while True:
+                idle = self.pipeline.wait_idle(ASSEMBLE_EVERY)
+                while True:
+                    try:
+                        message = self._finished.get_nowait()
+                    except queue.Empty:
+                        break
+                    if message[0] == "top":
+                        self._try(message[1])
+                    else:
+                        for key in self._waiting.pop(message, ()):
+                            self._try(key)
+                if idle:
+                    break
+        except BaseException as exc:
+            self.pipeline.stop(exc)
+        self.pipeline.wait()
 
-def _assemble_all(client: RegistryClient, pairs: list[tuple[str, str]], tops: dict,
-                  children: dict, errors: list | None) -> list[TagDetails]:
-    """Every readable tag's details, in input order; what could not be read goes to
-    ``errors`` (or is raised when ``errors`` is None)."""
-    shared: dict = {}
-    out = []
-    for i, (repository, tag) in enumerate(pairs):
-        top = tops[i]
+    def _try(self, key: Hashable) -> None:
+        """Assemble the tag ``key`` if every part below it is in; else wait for the first
+        part missing."""
+        top = self.tops[key]
         if isinstance(top, BaseException):
-            errors.append(ReadError.of(repository, tag, tag, top))
-            continue
+            return
+        wanted = self._lacking(self.names[key][0], top, None, (top.digest,))
+        if wanted is None:
+            self.results[key] = self._assemble(key)
+        else:
+            self._waiting.setdefault(wanted, []).append(key)
+
+    def _lacking(self, repository: str, manifest: Manifest, entry: Descriptor | None,
+                 path: tuple[str, ...]) -> tuple | None:
+        """The first part below ``manifest`` that is not in yet (a posted message's shape),
+        or None. Cycles and too deep nests count as complete: assembling says what is
+        wrong."""
+        if not manifest.is_index:
+            cfg = image_config(manifest, entry)
+            if cfg is None or cfg.digest in self.client._configs \
+                    or cfg.digest in self.failed_configs:
+                return None
+            return ("config", cfg.digest)
+        if len(path) > MAX_INDEX_DEPTH:
+            return None
+        for child_entry in manifest.manifests:
+            child = self.children.get((repository, child_entry.digest))
+            if child is None:
+                return ("child", repository, child_entry.digest)
+            if isinstance(child, BaseException) or child.digest in path:
+                continue
+            wanted = self._lacking(repository, child, child_entry, (*path, child.digest))
+            if wanted is not None:
+                return wanted
+        return None
+
+    def _assemble(self, key: Hashable) -> tuple:
+        repository, tag = self.names[key]
         missing: list[tuple[str, BaseException]] = []
         try:
-            details = assemble(client.config, repository, tag, top,
-                               lambda digest, r=repository: children.get((r, digest)),
-                               shared, missing)
+            details = assemble(self.client.config, repository, tag, self.tops[key],
+                               lambda digest: self.children.get((repository, digest)),
+                               self._shared, missing)
         except TAG_ERRORS as exc:
-            if errors is None:
-                raise
-            errors.append(ReadError.of(repository, tag, tag, exc))
-            continue
-        if missing:
-            if errors is None:
-                raise missing[0][1]
-            errors.extend(ReadError.of(repository, tag, ref, exc) for ref, exc in missing)
-        out.append(details)
-    return out
+            return None, exc, ()
+        return details, None, missing
+
+    def collect(self, keyed: Iterable[tuple[Hashable, str, str]],
+                errors: list | None) -> list[TagDetails]:
+        """Every readable tag's details, in the order of ``keyed`` ((key, repository, tag));
+        what could not be read goes to ``errors`` (or the first of it is raised when
+        ``errors`` is None). Tags not assembled during the walk are assembled now."""
+        out = []
+        for key, repository, tag in keyed:
+            top = self.tops[key]
+            if isinstance(top, BaseException):
+                details, exc, missing = None, top, ()
+            else:
+                details, exc, missing = self.results.get(key) or self._assemble(key)
+            if exc is not None:
+                if errors is None:
+                    raise exc
+                errors.append(ReadError.of(repository, tag, tag, exc))
+                continue
+            if missing:
+                if errors is None:
+                    raise missing[0][1]
+                errors.extend(ReadError.of(repository, tag, ref, e) for ref, e in missing)
+            out.append(details)
+        return out
 
 
 def assemble(config_of: Callable[[str, Descriptor], ImageConfig], repository: str, tag: str,
