@@ -419,6 +419,26 @@ def empty(schema: dict[str, str]) -> pd.DataFrame:
     return coerce(pd.DataFrame({c: [] for c in schema}), schema)
 
 
+#: dtypes :func:`frame_of` makes a column at directly from its values.
+_MADE_AT_ONCE = frozenset({"string", "Int64", "boolean"})
+
+
+def frame_of(columns: dict[str, list], schema: dict[str, str]) -> pd.DataFrame:
+    """:func:`coerce` of a frame of ``columns`` (name -> values), each text, integer or
+    boolean column made at its dtype at once (a frame of objects cast column by column costs
+    three times as much); times, objects and columns whose values do not cast that way go
+    through :func:`coerce` as they are."""
+    arrays: dict[str, object] = {}
+    for name, values in columns.items():
+        arrays[name] = values
+        if schema.get(name) in _MADE_AT_ONCE:
+            try:
+                arrays[name] = pd.array(values, dtype=schema[name])
+            except (TypeError, ValueError, OverflowError):
+                pass  # coerce says what is wrong
+    return coerce(pd.DataFrame(arrays), schema)
+
+
 def coerce(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
     """Return ``frame`` with the schema's columns first, in order, cast to their dtypes.
 
@@ -433,6 +453,8 @@ def coerce(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
     for column, dtype in schema.items():
         if column not in out.columns:
             out[column] = pd.Series([None] * len(out), index=out.index, dtype="object")
+        elif dtype in _MADE_AT_ONCE and str(out[column].dtype) == dtype:
+            continue  # already cast (see frame_of): astype would only copy it
         if dtype == UTC_NS:
             out[column] = utc_ns(out[column])
         elif dtype == "object":

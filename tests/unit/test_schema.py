@@ -14,6 +14,7 @@ from registry_insights.frames.schema import (
     UTC_NS,
     coerce,
     empty,
+    frame_of,
     utc_ns,
 )
 
@@ -81,3 +82,36 @@ def test_coerce_leaves_its_input_alone_and_gives_a_frame_of_its_own():
     out.loc[0, "extra"] = 9.0
     out.loc[0, "repository"] = "z"
     assert given["extra"].tolist() == [1.5, 2.5] and given["repository"].tolist() == ["a", "b"]
+
+
+def test_frame_of_equals_coerce_of_the_same_lists():
+    """The tags frame is made column by column at its dtypes (frame_of): the same frame as
+    casting a frame of objects, missing values, times and extra columns included."""
+    columns = {"repository": ["a", None, "c"], "size": [1, None, 3],
+               "is_image": [True, False, None],
+               "created_at": ["2026-01-01T00:00:00Z", "bad", None],
+               "config": [{"a": 1}, None, {}], "extra": [1, 2, 3]}
+    schema = {"repository": "string", "size": "Int64", "is_image": "boolean",
+              "created_at": UTC_NS, "config": "object", "tag": "string"}
+    out = frame_of(columns, schema)
+    pd.testing.assert_frame_equal(out, coerce(pd.DataFrame(columns), schema))
+    assert list(out.columns) == [*schema, "extra"]
+    assert out["size"].tolist() == [1, pd.NA, 3]
+
+
+@pytest.mark.parametrize(("values", "dtype"), [([1.5], "Int64"), (["x"], "Int64"),
+                                                (["yes"], "boolean")])
+def test_frame_of_values_that_do_not_cast_raise_as_coerce_does(values, dtype):
+    with pytest.raises((TypeError, ValueError)):
+        coerce(pd.DataFrame({"c": values}), {"c": dtype})
+    with pytest.raises((TypeError, ValueError)):
+        frame_of({"c": values}, {"c": dtype})
+
+
+def test_coerce_of_columns_already_cast_still_gives_a_frame_of_its_own():
+    given = pd.DataFrame({"repository": pd.array(["a", "b"], dtype="string"),
+                          "size": pd.array([1, 2], dtype="Int64")})
+    out = coerce(given, {"repository": "string", "size": "Int64"})
+    out.loc[0, "size"] = 9
+    out.loc[0, "repository"] = "z"
+    assert given["size"].tolist() == [1, 2] and given["repository"].tolist() == ["a", "b"]
