@@ -2,8 +2,9 @@
 
 ``python benchmarks/walk_child.py MODE INFO_JSON [CACHE_DIR]`` prints one JSON line:
 ``seconds`` (wall time of the walk), ``cpu`` (this process's CPU seconds during it), ``rows``,
-``counts`` (requests by kind, as the client counted them; the reference client counts its own)
-and ``max_rss_kib``.
+``counts`` (requests by kind, as the client counted them; the reference client counts its own),
+``max_rss_kib`` and ``started`` (``time.monotonic()`` when the walk began, to place the
+proxies' request log on the walk's timeline).
 
 MODE:
 
@@ -169,14 +170,15 @@ def main(argv: list[str]) -> int:
     if mode == "product":
         import registry_insights.frames.inventory  # noqa: F401  (imports outside the timing)
     import requests  # noqa: F401
-    cpu, started = time.process_time(), time.perf_counter()
+    cpu, started, mono = time.process_time(), time.perf_counter(), time.monotonic()
     if mode == "reference":
         rows, counts = reference_walk(info)
     else:
         rows, counts = product_walk(info, argv[2] if len(argv) > 2 else None)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": rows, "counts": counts,
-                      "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                      "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "started": mono}))
     return 0
 
 
