@@ -460,14 +460,16 @@ class _Walk:
 
     def _lacking(self, repository: str, manifest: Manifest, entry: Descriptor | None,
                  path: tuple[str, ...]) -> tuple | None:
-        """The first part below ``manifest`` that is not in yet (a posted message's shape),
-        or None. Cycles and too deep nests count as complete: assembling says what is
-        wrong."""
+        """The first part below ``manifest`` that is not in yet (a posted message's shape;
+        a config that failed: never posted), or None. Cycles and too deep nests count as
+        complete: assembling says what is wrong."""
         if not manifest.is_index:
             cfg = image_config(manifest, entry)
-            if cfg is None or cfg.digest in self.client._configs \
-                    or cfg.digest in self.failed_configs:
+            if cfg is None or cfg.digest in self.client._configs:
                 return None
+            if cfg.digest in self.failed_configs:
+                # assembling asks for it again: after the walk (collect), not beside it
+                return ("failed config", cfg.digest)
             return ("config", cfg.digest)
         if len(path) > MAX_INDEX_DEPTH:
             return None
