@@ -2,7 +2,8 @@
 
 The walk: catalog (unless repositories are given) -> tag lists -> one manifest per tag -> the
 platform manifests of indexes -> one config per distinct config digest, concurrently, through
-the client's HTTP cache (a second walk is answered from it).
+the client's HTTP cache (a second walk is answered from it); a first walk does not wait for
+every tag list before it asks for tags.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
     max_processes : int, optional
         Without ``executor``: walk in that many local processes
         (``concurrent.futures.ProcessPoolExecutor``, spawn), for registries where one
-        process's CPU is the limit. 1 or None: in this process, on ``client``'s threads.
+        process's CPU is the limit. 1 or None: in this process, on ``client``'s threads
+        (:func:`~registry_insights.registry.walk.fetch_repositories`: a first walk asks for
+        a repository's tags as soon as its tag list arrives).
     shards : int, optional
         How many shards; default the executor's worker count (``max_processes``, or the
         Dask cluster's threads), at most one per repository.
