@@ -341,7 +341,8 @@ class _Walk:
         self.names: dict[Hashable, tuple[str, str]] = {}
         #: key -> (details or None, the error that kept the tag unread or None, missing)
         self.results: dict[Hashable, tuple] = {}
-        self.failed_configs: set[str] = set()
+        #: config digest -> the error that kept it unread (each config is asked once)
+        self.config_errors: dict[str, BaseException] = {}
         self.bar_lock = threading.Lock()
         self._started: set = set()
         self._guard = threading.Lock()
@@ -375,18 +376,30 @@ class _Walk:
     def fetch_config(self, repository: str, cfg: Descriptor) -> None:
         try:
             self.client.config(repository, cfg)
-        except TAG_ERRORS:
-            # asked again when the tag is assembled, and recorded for that tag
-            self.failed_configs.add(cfg.digest)
+        except TAG_ERRORS as exc:  # every tag of this config is unreadable, for this reason
+            self.config_errors[cfg.digest] = exc
         finally:
             self._post(("config", cfg.digest))
 
-    def follow(self, repository: str, index: Manifest) -> None:
+    def config_of(self, repository: str, cfg: Descriptor) -> ImageConfig:
+        """The config, as :meth:`RegistryClient.config` gives it; a config this walk could
+        not read raises what it raised then (not asked again, once per tag)."""
+        failed = self.config_errors.get(cfg.digest)
+        if failed is not None:
+            raise failed
+        return self.client.config(repository, cfg)
+
+    def follow(self, repository: str, index: Manifest, depth: int) -> None:
+        """Ask for what ``index`` lists (``depth``: how many indexes are above it). The
+        entries of an index :data:`MAX_INDEX_DEPTH` deep are not asked for: assembling gives
+        such a tag up when it finds that index."""
+        if depth >= MAX_INDEX_DEPTH:
+            return
         for entry in index.manifests:
             if self.first_time(("child", repository, entry.digest)):
-                self.pipeline.submit(self.fetch_child, repository, entry)
+                self.pipeline.submit(self.fetch_child, repository, entry, depth + 1)
 
-    def fetch_child(self, repository: str, entry: Descriptor) -> None:
+    def fetch_child(self, repository: str, entry: Descriptor, depth: int) -> None:
         try:
             manifest = self.client.manifest(repository, entry.digest)
         except TAG_ERRORS as exc:
@@ -395,7 +408,7 @@ class _Walk:
             return
         self.children[(repository, entry.digest)] = manifest
         if manifest.is_index:
-            self.follow(repository, manifest)
+            self.follow(repository, manifest, depth)
         else:
             self.want_config(repository, manifest, entry)
         self._post(("child", repository, entry.digest))
@@ -413,7 +426,7 @@ class _Walk:
             self.bar.update(1)
         self.tops[key] = top
         if top.is_index:
-            self.follow(repository, top)
+            self.follow(repository, top, 0)
         else:
             self.want_config(repository, top, None)
         self._post(("top", key))
@@ -460,16 +473,14 @@ class _Walk:
 
     def _lacking(self, repository: str, manifest: Manifest, entry: Descriptor | None,
                  path: tuple[str, ...]) -> tuple | None:
-        """The first part below ``manifest`` that is not in yet (a posted message's shape;
-        a config that failed: never posted), or None. Cycles and too deep nests count as
-        complete: assembling says what is wrong."""
+        """The first part below ``manifest`` that is not in yet (a posted message's shape),
+        or None. Cycles and too deep nests count as complete: assembling says what is
+        wrong."""
         if not manifest.is_index:
             cfg = image_config(manifest, entry)
-            if cfg is None or cfg.digest in self.client._configs:
+            if cfg is None or cfg.digest in self.client._configs \
+                    or cfg.digest in self.config_errors:
                 return None
-            if cfg.digest in self.failed_configs:
-                # assembling asks for it again: after the walk (collect), not beside it
-                return ("failed config", cfg.digest)
             return ("config", cfg.digest)
         if len(path) > MAX_INDEX_DEPTH:
             return None
@@ -488,7 +499,7 @@ class _Walk:
         repository, tag = self.names[key]
         missing: list[tuple[str, BaseException]] = []
         try:
-            details = assemble(self.client.config, repository, tag, self.tops[key],
+            details = assemble(self.config_of, repository, tag, self.tops[key],
                                lambda digest: self.children.get((repository, digest)),
                                self._shared, missing)
         except TAG_ERRORS as exc:

@@ -105,8 +105,12 @@ class Pipeline:
             self._idle.clear()
         if self._executor is None:
             self._run(fn, args)
-        else:
+            return
+        try:
             self._executor.submit(self._run, fn, args)
+        except BaseException:  # the pool is shut down (the client closed): never to run
+            self._done()
+            raise
 
     def _run(self, fn: Callable, args: tuple) -> None:
         try:
@@ -115,10 +119,13 @@ class Pipeline:
         except BaseException as exc:  # handed to wait()
             self.stop(exc)
         finally:
-            with self._lock:
-                self._pending -= 1
-                if self._pending == 0:
-                    self._idle.set()
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.set()
 
     def stop(self, error: BaseException) -> None:
         """Skip the tasks not started yet; :meth:`wait` raises ``error`` (unless an earlier
