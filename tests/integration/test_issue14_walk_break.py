@@ -1,0 +1,316 @@
+"""Trying to break the streaming walk of issue 14 (``fetch_repositories``): a first walk
+(nothing content-addressed in the HTTP cache) must give the same tags frame, the same errors
+in the same order and the protocol's minimum of requests as the walk that reads every tag
+list first (forced by one config in the cache), whatever the registry does: nested indexes,
+children and configs shared between tags and repositories, accessory tags, artifacts without
+an image config, paginated / null / empty / duplicated tag lists, answers slowed down so tags
+complete out of order, 401s and 404s mid-walk, one worker or two."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+import registry_insights as ri
+from registry_insights.registry import mediatypes as mt
+from registry_insights.registry.names import sha256_digest
+from registry_insights.testing.demo import FleetBuilder
+from tests.support.proxy import Reply, RewritingProxy, client_for, oci_error
+
+pytestmark = pytest.mark.integration
+
+A, B, NULL, EMPTY = "brk4/a", "brk4/b", "brk4/null", "brk4/empty"
+REPOS = [A, B, EMPTY, NULL]
+
+
+def _put_image(fleet, repository, layers, created, platform="linux/amd64"):
+    """An OCI image with no labels (its config bytes are the same in every repository)."""
+    raw, cfg, _size = fleet.image(repository, layers, created, platform, True, {})
+    digest = fleet.client.put_manifest(repository, sha256_digest(raw), raw, mt.OCI_MANIFEST)
+    return digest, len(raw), cfg
+
+
+def _put_index(client, repository, tag, entries):
+    raw = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                      "manifests": entries}).encode()
+    return client.put_manifest(repository, tag, raw, mt.OCI_INDEX)
+
+
+@pytest.fixture(scope="module")
+def weird(token_registry):
+    """brk4/a: img and same (one digest), nest (an index listing an index), multi (two
+    platforms and an attestation), chart (a Helm artifact), img's cosign signature and SBOM
+    (with the referrers fallback tag, an index), badcfg (a config the proxy says is gone);
+    brk4/b: img (the same manifest and config as brk4/a's), idx and idx2 (indexes listing
+    the same children, one of them the manifest of img); brk4/empty and brk4/null (their tag
+    lists are answered by the proxy)."""
+    with client_for(token_registry.url, token_registry) as client:
+        fleet = FleetBuilder(client, 41)
+        base, extra = fleet.layer(4_000, "brk4-base"), fleet.layer(3_000, "brk4-extra")
+        arm = fleet.layer(2_000, "brk4-arm")
+        out = {}
+        for repo in (A, B):
+            digest, size, cfg = _put_image(fleet, repo, [base], "2026-01-01T00:00:00Z")
+            client.put_manifest(repo, "img", _raw_of(client, repo, digest), mt.OCI_MANIFEST)
+            out[repo, "img"] = (digest, size, cfg)
+        img, img_size, shared_cfg = out[A, "img"]
+        client.put_manifest(A, "same", _raw_of(client, A, img), mt.OCI_MANIFEST)
+        fleet.nested_index(A, ["nest"], {"linux/amd64": [base, extra], "linux/arm64": [arm]},
+                           {"linux/s390x": [extra]}, "2026-01-02T00:00:00Z")
+        fleet.build(A, ["multi"], {"linux/amd64": [extra], "linux/arm64": [arm, extra]},
+                    "2026-01-03T00:00:00Z", oci=True, attest=True)
+        fleet.helm_chart(A, "chart", "chart", "2026-01-04T00:00:00Z")
+        fleet.signature(A, img)
+        fleet.sbom(A, {"mediaType": mt.OCI_MANIFEST, "digest": img, "size": img_size},
+                   "2026-01-05T00:00:00Z")
+        bad, _size, bad_cfg = _put_image(fleet, A, [arm], "2026-01-06T00:00:00Z")
+        client.put_manifest(A, "badcfg", _raw_of(client, A, bad), mt.OCI_MANIFEST)
+        other, other_size, _cfg = _put_image(fleet, B, [extra], "2026-01-07T00:00:00Z",
+                                             "linux/arm64")
+        entries = [{"mediaType": mt.OCI_MANIFEST, "digest": img, "size": img_size,
+                    "platform": {"os": "linux", "architecture": "amd64"}},
+                   {"mediaType": mt.OCI_MANIFEST, "digest": other, "size": other_size,
+                    "platform": {"os": "linux", "architecture": "arm64"}}]
+        _put_index(client, B, "idx", entries)
+        _put_index(client, B, "idx2", entries[::-1])
+        return {"img": img, "shared_cfg": shared_cfg, "bad_cfg": bad_cfg, "other": other}
+
+
+def _raw_of(client, repository, digest):
+    return client.manifest(repository, digest).raw
+
+
+def _rules(weird, slow=True):
+    """The proxy's answers: brk4/empty lists [] and brk4/null ``tags: null``; brk4/a's list
+    comes in two pages (Link), listing 'img' twice; bad_cfg is gone; img's manifest in brk4/a
+    answers late (tags complete out of input order)."""
+    bad_path = f"/v2/{A}/blobs/{weird['bad_cfg']}"
+
+    def rule(request):
+        if request.path.startswith(f"/v2/{EMPTY}/tags/list"):
+            return _json({"name": EMPTY, "tags": []})
+        if request.path.startswith(f"/v2/{NULL}/tags/list"):
+            return _json({"name": NULL, "tags": None})
+        if request.path == bad_path:
+            return oci_error(404, "BLOB_UNKNOWN", "blob unknown")
+        if slow and request.path == f"/v2/{A}/manifests/img":
+            time.sleep(0.3)
+        if slow and request.path.startswith(f"/v2/{B}/tags/list"):
+            time.sleep(0.15)
+        return None
+
+    def pages(request, reply):
+        if not request.path.startswith(f"/v2/{A}/tags/list") or reply.status != 200:
+            return reply
+        tags = json.loads(reply.body)["tags"]
+        if "last=" in request.path:
+            return _json({"name": A, "tags": tags + ["img"]})  # a duplicate across pages
+        head = tags[:3]
+        out = _json({"name": A, "tags": head})
+        out.set_header("Link", f'</v2/{A}/tags/list?n=3&last={head[-1]}>; rel="next"')
+        return out
+
+    return [rule], [pages]
+
+
+def _json(data):
+    return Reply(200, [("Content-Type", "application/json")], json.dumps(data).encode())
+
+
+def _walk(proxy, token_registry, cache=None, workers=8, warm=False, repos=REPOS):
+    """(tags frame, errors frame, manifest and blob paths asked, streamed?)."""
+    if warm:  # one config in the cache: the walk reads every list first
+        with client_for(proxy.url, token_registry, cache=cache) as client:
+            client.tag_details(B, "img")
+    start = len(proxy.log)
+    with client_for(proxy.url, token_registry, cache=cache, max_workers=workers) as client:
+        streamed = client.cache.holds_no_content()
+        inventory = ri.fetch_inventory(client, repos, progress=False)
+    reads = [p for _m, p, _s in proxy.log[start:] if "/manifests/" in p or "/blobs/" in p]
+    return inventory.tags(attestations=True), inventory.errors, reads, streamed
+
+
+@pytest.mark.parametrize("workers", [1, 2, 8])
+def test_streamed_and_lists_first_walks_agree_on_a_strange_registry(
+        proxied, token_registry, weird, tmp_path, workers):
+    rules, rewrites = _rules(weird)
+    proxied.rules += rules
+    proxied.rewrites += rewrites
+    tags, errors, reads, streamed = _walk(proxied, token_registry, workers=workers)
+    assert streamed
+    old_tags, old_errors, old_reads, old_streamed = _walk(
+        proxied, token_registry, tmp_path / "c", workers=workers, warm=True)
+    assert not old_streamed
+    pd.testing.assert_frame_equal(tags.reset_index(drop=True),
+                                  old_tags.reset_index(drop=True))
+    pd.testing.assert_frame_equal(errors.reset_index(drop=True),
+                                  old_errors.reset_index(drop=True))
+    # what is in the frames, read back: tags in repository then tag-list order
+    listed = list(dict.fromkeys(zip(tags["repository"], tags["tag"])))
+    sig = f"sha256-{weird['img'][7:]}"
+    assert listed == [(A, "chart"), (A, "img"), (A, "multi"), (A, "nest"), (A, "same"),
+                      (A, sig), (A, f"{sig}.sig"), (B, "idx"), (B, "idx2"), (B, "img")]
+    assert list(zip(errors["repository"], errors["tag"], errors["code"])) == [
+        (A, "badcfg", "BLOB_UNKNOWN")]
+    nest = tags[tags["tag"] == "nest"]
+    # the inner index is a row of its own (no platform), then its images, then the outer ones
+    assert sorted(nest["platform"]) == ["linux/amd64", "linux/arm64", "linux/s390x",
+                                        "unknown/unknown"]
+    # the protocol's minimum: every manifest and config once (a tag listed twice is one
+    # tag: the client's list is a set); the gone config twice (once in the walk, once when
+    # its tag is assembled)
+    gone = f"/v2/{A}/blobs/{weird['bad_cfg']}"
+    assert [p for p in set(reads) if reads.count(p) > 1] == [gone]
+    assert reads.count(gone) == 2
+    # the shared config is asked once in the whole walk, in one of the two repositories
+    assert sum(p.endswith(weird["shared_cfg"]) for p in reads) == 1
+    # the lists-first walk asks no more (its cache answers a little)
+    assert set(old_reads) <= set(reads)
+    assert [p for p in set(old_reads) if old_reads.count(p) > 1] == [gone]
+
+
+def _registry_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("registry")]
+
+
+def _run_with_deadline(fn, seconds=60):
+    """``fn()`` on a thread of its own: (result or None, error or None); fails the test
+    rather than hanging when the walk never ends."""
+    out = {}
+
+    def target():
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the walk hangs"
+    return out.get("result"), out.get("error")
+
+
+@pytest.mark.parametrize("where", ["tag list", "top manifest", "child manifest", "config"])
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_mid_walk_raises_stops_the_walk_and_keeps_what_was_read(
+        proxied, token_registry, weird, tmp_path, where, status):
+    """brk4/a streams; brk4/b is refused (late) at one of its requests: the walk raises that
+    refusal, sends nothing after it, leaves no worker busy and has stored what it read."""
+    target = {"tag list": f"/v2/{B}/tags/list",
+              "top manifest": f"/v2/{B}/manifests/idx2",
+              "child manifest": f"/v2/{B}/manifests/{weird['other']}",
+              "config": f"/v2/{B}/blobs/{weird['shared_cfg']}"}[where]
+    code = "UNAUTHORIZED" if status == 401 else "DENIED"
+
+    def refuse(request):
+        if request.path.startswith(target):
+            time.sleep(0.4)
+            return oci_error(status, code, "no")
+        return None
+
+    proxied.rules.append(refuse)
+    if where == "config":  # brk4/b's config must be asked in brk4/b: brk4/a is not walked
+        repos = [B]
+    else:
+        repos = [A, B]
+    cache = tmp_path / "cache"
+    with client_for(proxied.url, token_registry, cache=cache) as client:
+        assert client.cache.holds_no_content()
+        _result, error = _run_with_deadline(
+            lambda: ri.fetch_inventory(client, repos, progress=False))
+        assert isinstance(error, ri.Unauthorized if status == 401 else ri.Denied), error
+        assert error.status == status
+        sent = len(proxied.log)
+        time.sleep(0.3)
+        assert len(proxied.log) == sent  # nothing goes on after the walk raised
+    assert not _registry_threads()
+    if where != "config":  # brk4/a's configs were read before brk4/b's refusal: kept
+        with client_for(proxied.url, token_registry, cache=cache) as client:
+            assert not client.cache.holds_no_content()
+
+
+def test_an_interrupt_on_the_calling_thread_stops_the_streamed_walk(
+        proxied, token_registry, weird):
+    """Ctrl-C while the walk drives (brk4/b's list answers late): KeyboardInterrupt comes
+    out, the tasks not started are skipped, no request follows and no worker stays busy."""
+    import _thread
+
+    proxied.rules.append(_slow_rule(f"/v2/{B}/tags/list", 1.0))
+    with client_for(proxied.url, token_registry) as client:
+        timer = threading.Timer(0.4, _thread.interrupt_main)
+        with pytest.raises(KeyboardInterrupt):
+            timer.start()
+            ri.fetch_inventory(client, [A, B], progress=False)
+        timer.join()
+        sent = len(proxied.log)
+        time.sleep(0.3)
+        assert len(proxied.log) == sent
+        # brk4/b's list came back after the interrupt: none of its tags was asked for
+        assert not [p for _m, p, _s in proxied.log if p.startswith(f"/v2/{B}/manifests/")]
+    assert not _registry_threads()
+
+
+def test_an_error_raised_by_list_tags_on_a_worker_comes_out_as_it_is(
+        proxied, token_registry, weird):
+    """``fetch_repositories`` with a ``list_tags`` that raises (not a ReadError) for one
+    repository: that exception, whatever its type, after the running tasks ended."""
+    from registry_insights.registry.walk import fetch_repositories
+
+    class Boom(Exception):
+        pass
+
+    def list_tags(repository):
+        if repository == B:
+            time.sleep(0.2)
+            raise Boom(repository)
+        return client.tags(repository)
+
+    for workers in (1, 2, 8):
+        with client_for(proxied.url, token_registry, max_workers=workers) as client:
+            errors = []
+            _result, error = _run_with_deadline(
+                lambda: fetch_repositories(client, [A, B], list_tags, False, errors))
+            assert isinstance(error, Boom) and str(error) == B
+            assert errors == []
+        assert not _registry_threads()
+
+
+def _slow_rule(prefix, seconds):
+    def rule(request):
+        if request.path.startswith(prefix):
+            time.sleep(seconds)
+        return None
+    return rule
+
+
+def test_the_bar_of_a_streamed_walk_counts_to_the_tags_found(
+        proxied, token_registry, weird, monkeypatch):
+    """progress=True on a first walk: the bar starts without a total (None), grows as the
+    lists arrive, and ends at the number of tags walked, each counted once."""
+    from registry_insights.registry import walk
+
+    bars = []
+    real = walk.progress_bar
+
+    def spy(total, desc, progress=None, **kw):
+        bar = real(total, desc, progress, **kw)
+        bars.append((total, bar))
+        return bar
+
+    monkeypatch.setattr(walk, "progress_bar", spy)
+    rules, rewrites = _rules(weird, slow=True)
+    proxied.rules += rules
+    proxied.rewrites += rewrites
+    with client_for(proxied.url, token_registry) as client:
+        inventory = ri.fetch_inventory(client, REPOS, progress=True)
+    (start, bar), = bars
+    assert start is None
+    tags = inventory.tags(attestations=True)
+    walked = len(set(zip(tags["repository"], tags["tag"])))
+    assert walked == 10
+    assert bar.total == bar.n == walked + 1  # badcfg too: unreadable, yet walked
