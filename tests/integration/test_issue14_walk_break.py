@@ -314,3 +314,166 @@ def test_the_bar_of_a_streamed_walk_counts_to_the_tags_found(
     walked = len(set(zip(tags["repository"], tags["tag"])))
     assert walked == 10
     assert bar.total == bar.n == walked + 1  # badcfg too: unreadable, yet walked
+
+
+MANY = [f"brk4m/r{i:02d}" for i in range(48)]
+
+
+@pytest.fixture(scope="module")
+def many(anonymous_registry):
+    """48 small repositories: v0 in each one image with the same config everywhere (one
+    blob shared by 48 repositories); every fourth also v1, a two-platform index of its own."""
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        fleet = FleetBuilder(client, 43)
+        base, arm = fleet.layer(1_500, "brk4m-base"), fleet.layer(1_200, "brk4m-arm")
+        configs = set()
+
+        def push(repo):
+            _digest, _size, cfg = _put_image(fleet, repo, [base], "2026-02-01T00:00:00Z")
+            client.put_manifest(repo, "v0", _raw_of(client, repo, _digest), mt.OCI_MANIFEST)
+            configs.add(cfg)
+            if MANY.index(repo) % 4 == 0:
+                fleet.build(repo, ["v1"], {"linux/amd64": [base], "linux/arm64": [arm]},
+                            "2026-02-02T00:00:00Z", oci=True)
+
+        fleet.push_blobs(MANY[0], [(base.digest, base.data), (arm.digest, arm.data)])
+        for repo in MANY:
+            push(repo)
+        assert len(configs) == 1
+        return configs.pop()
+
+
+@pytest.mark.parametrize("workers", [2, 8])
+def test_many_small_repositories_stream_in_any_order_to_the_same_inventory(
+        anonymous_registry, many, tmp_path, workers, caplog):
+    """Tag lists and tags interleave on the workers, the first repositories' lists answer
+    last: the same frames as the lists-first walk, in catalog order, every request once
+    (the config 48 repositories share: once), no worker left and no pool overflow."""
+    import logging
+    import zlib
+
+    def jitter(request):
+        if any(request.path.startswith(f"/v2/{r}/tags/list") for r in MANY[:6]):
+            time.sleep(0.25)
+        else:
+            time.sleep((zlib.crc32(request.path.encode()) % 7) / 1000)
+        return None
+
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        proxy.rules.append(jitter)
+
+        def walk(cache, warm):
+            if warm:
+                with ri.RegistryClient(proxy.url, cache=cache) as client:
+                    client.tag_details(MANY[-1], "v0")
+            start = len(proxy.log)
+            with ri.RegistryClient(proxy.url, cache=cache, max_workers=workers) as client:
+                streamed = client.cache.holds_no_content()
+                inventory = ri.fetch_inventory(client, MANY, progress=False)
+            reads = [p for _m, p, _s in proxy.log[start:]
+                     if "/manifests/" in p or "/blobs/" in p]
+            return inventory, reads, streamed
+
+        baseline = _ours()
+        with caplog.at_level(logging.WARNING, logger="urllib3"):
+            inventory, reads, streamed = walk(None, False)
+            assert streamed
+            old, old_reads, old_streamed = walk(tmp_path / "c", True)
+            assert not old_streamed
+        assert _ours() == baseline
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+    tags = inventory.tags()
+    pd.testing.assert_frame_equal(tags, old.tags())
+    assert inventory.errors.empty and old.errors.empty
+    assert list(dict.fromkeys(tags["repository"])) == MANY
+    assert len(tags) == 48 + 12 * 2
+    assert len(reads) == len(set(reads)) == 48 + 12 * 3 + 1 + 12 * 2
+    assert sum(p.endswith(many) for p in reads) == 1
+    assert len(old_reads) == len(set(old_reads)) and set(old_reads) <= set(reads)
+
+
+def test_walks_leave_no_thread_behind(anonymous_registry, many):
+    """Ten streamed walks, clients closed: as many threads as before."""
+    before = _ours()
+    for _ in range(10):
+        with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+            assert len(ri.fetch_inventory(client, MANY[:8], progress=False).tags()) == 8 + 4
+    assert _ours() == before
+
+
+def _ours():
+    """The threads of this process but the proxy's (one per connection, ending after it)."""
+    return sorted(t.name for t in threading.enumerate()
+                  if "process_request_thread" not in t.name)
+
+
+DEEP = "brk4deep/x"
+LEVELS = 300  # a hostile or broken registry: an index listing an index ... 300 times
+
+
+@pytest.fixture(scope="module")
+def deep(anonymous_registry):
+    """brk4deep/x:deep, an index listing an index ... LEVELS deep, then one image;
+    brk4deep/x:ok, an image."""
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        fleet = FleetBuilder(client, 47)
+        digest, size, _cfg = _put_image(fleet, DEEP, [fleet.layer(500, "brk4deep")],
+                                        "2026-03-01T00:00:00Z")
+        client.put_manifest(DEEP, "ok", _raw_of(client, DEEP, digest), mt.OCI_MANIFEST)
+        entry = {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": size}
+        for _ in range(LEVELS):
+            raw = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                              "manifests": [entry]}).encode()
+            digest = client.put_manifest(DEEP, sha256_digest(raw), raw, mt.OCI_INDEX)
+            entry = {"mediaType": mt.OCI_INDEX, "digest": digest, "size": len(raw)}
+        client.put_manifest(DEEP, "deep", raw, mt.OCI_INDEX)
+        return digest
+
+
+def _deep_walk(url, **kwargs):
+    with ri.RegistryClient(url, **kwargs) as client:
+        inventory = ri.fetch_inventory(client, [DEEP], progress=False)
+        return inventory, dict(client.request_counts)
+
+
+def _assert_deep_tag_unreadable(inventory):
+    errors = inventory.errors
+    assert list(errors["tag"]) == ["deep"]
+    assert "nest deeper than 8 levels" in errors["message"].iloc[0]
+    assert list(inventory.tags()["tag"]) == ["ok"]
+
+
+def test_a_very_deep_nest_of_indexes_is_one_unreadable_tag_on_threads(anonymous_registry,
+                                                                       deep):
+    inventory, _counts = _deep_walk(anonymous_registry.url, cache=None, max_workers=4)
+    _assert_deep_tag_unreadable(inventory)
+
+
+@pytest.mark.xfail(strict=True, reason="walk.py _Walk.follow/fetch_child: run inline (one "
+                   "worker, or a walk the cache answers whole), each nested index recurses "
+                   "(submit -> _run -> fetch_child -> follow): RecursionError for ~250 levels",
+                   raises=RecursionError)
+@pytest.mark.parametrize("how", ["one worker", "warm cache"])
+def test_a_very_deep_nest_of_indexes_is_one_unreadable_tag_inline(anonymous_registry, deep,
+                                                                  tmp_path, how):
+    if how == "one worker":
+        inventory, _counts = _deep_walk(anonymous_registry.url, cache=None, max_workers=1)
+    else:
+        _deep_walk(anonymous_registry.url, cache=tmp_path / "c")
+        inventory, counts = _deep_walk(anonymous_registry.url, cache=tmp_path / "c")
+        assert counts.get("manifest", 0) == 0  # the cache answers it whole: inline
+    _assert_deep_tag_unreadable(inventory)
+
+
+@pytest.mark.xfail(strict=True, reason="walk.py _Walk.fetch_child follows nested indexes past "
+                   "MAX_INDEX_DEPTH: 301 manifests asked for a tag given up at 8 levels",
+                   raises=AssertionError)
+def test_the_walk_stops_asking_below_the_deepest_nest_it_reads(anonymous_registry, deep):
+    """A tag whose indexes nest deeper than MAX_INDEX_DEPTH is unreadable: the walk need not
+    ask for the manifests further down (a registry can hold any number of them)."""
+    from registry_insights.registry.walk import MAX_INDEX_DEPTH
+
+    inventory, counts = _deep_walk(anonymous_registry.url, cache=None, max_workers=4)
+    _assert_deep_tag_unreadable(inventory)
+    # 'ok', 'deep', and the indexes down to the level assembling looks at
+    assert counts["manifest"] <= 2 + MAX_INDEX_DEPTH + 1
