@@ -477,3 +477,34 @@ def test_the_walk_stops_asking_below_the_deepest_nest_it_reads(anonymous_registr
     _assert_deep_tag_unreadable(inventory)
     # 'ok', 'deep', and the indexes down to the level assembling looks at
     assert counts["manifest"] <= 2 + MAX_INDEX_DEPTH + 1
+
+
+GONE = "brk4gone/x"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="walk.py _Walk.collect -> "
+                   "_assemble -> client.config: a failed config is asked again once per tag "
+                   "that uses it (N+1 requests for N tags), one at a time after the walk")
+@pytest.mark.parametrize("workers", [1, 8])
+def test_a_config_gone_under_many_tags_is_asked_for_twice_at_most(anonymous_registry,
+                                                                 tmp_path, workers):
+    """Five tags of one image whose config blob answers BLOB_UNKNOWN: each tag is an error,
+    and the config is asked once in the walk and once more after it, not once per tag."""
+    with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
+        fleet = FleetBuilder(client, 53)
+        digest, _size, cfg = _put_image(fleet, GONE, [fleet.layer(400, "brk4gone")],
+                                        "2026-04-01T00:00:00Z")
+        raw = _raw_of(client, GONE, digest)
+        tags = [f"t{i}" for i in range(5)]
+        for tag in tags:
+            client.put_manifest(GONE, tag, raw, mt.OCI_MANIFEST)
+    path = f"/v2/{GONE}/blobs/{cfg}"
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        proxy.rules.append(lambda r: oci_error(404, "BLOB_UNKNOWN", "blob unknown")
+                           if r.path == path else None)
+        with ri.RegistryClient(proxy.url, cache=None, max_workers=workers) as client:
+            inventory = ri.fetch_inventory(client, [GONE], progress=False)
+        asked = sum(p == path for _m, p, _s in proxy.log)
+    assert list(inventory.errors["tag"]) == tags
+    assert set(inventory.errors["code"]) == {"BLOB_UNKNOWN"}
+    assert asked <= 2, f"the gone config was asked {asked} times"
