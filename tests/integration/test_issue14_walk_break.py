@@ -508,3 +508,82 @@ def test_a_config_gone_under_many_tags_is_asked_for_twice_at_most(anonymous_regi
     assert list(inventory.errors["tag"]) == tags
     assert set(inventory.errors["code"]) == {"BLOB_UNKNOWN"}
     assert asked <= 2, f"the gone config was asked {asked} times"
+
+
+def test_a_cache_holding_lists_and_manifests_by_tag_only_streams_and_stores_again(
+        proxied, token_registry, weird, tmp_path):
+    """An earlier session stored tag lists and manifests by tag (nothing content-addressed):
+    the walk streams (those answers asked again), writes over them without error, and the
+    next walk is answered by the cache alone with the same inventory."""
+    cache = tmp_path / "cache"
+    with client_for(proxied.url, token_registry, cache=cache) as client:
+        for repo in (A, B):
+            client.tags(repo)
+        client.manifest(B, "idx")
+    with client_for(proxied.url, token_registry, cache=cache) as client:
+        streamed = client.cache.holds_no_content()
+        first = ri.fetch_inventory(client, [A, B], progress=False)
+    sent = len(proxied.log)
+    with client_for(proxied.url, token_registry, cache=cache) as client:
+        assert not client.cache.holds_no_content()
+        second = ri.fetch_inventory(client, [A, B], progress=False)
+    pd.testing.assert_frame_equal(first.tags(attestations=True), second.tags(attestations=True))
+    pd.testing.assert_frame_equal(first.errors, second.errors)
+    assert [p for _m, p, _s in proxied.log[sent:] if p != "/v2/"] == []
+    assert streamed  # (last: the walks above must agree whichever way the first went)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["streamed", "lists first"])
+def test_a_tag_list_naming_an_invalid_tag_raises_the_same_either_way(
+        proxied, token_registry, weird, tmp_path, warm):
+    """A registry whose tag list holds a name that is no tag ('bad tag!'): the walk raises
+    InvalidReference naming it, streamed or not, and no worker stays busy."""
+    def bad(request, reply):
+        if request.path.startswith(f"/v2/{B}/tags/list") and reply.status == 200:
+            data = json.loads(reply.body)
+            return _json({**data, "tags": [*data["tags"], "bad tag!"]})
+        return reply
+
+    proxied.rewrites.append(bad)
+    cache = tmp_path / "c"
+    if warm:
+        with client_for(proxied.url, token_registry, cache=cache) as client:
+            client.tag_details(A, "img")
+    with client_for(proxied.url, token_registry, cache=cache) as client:
+        assert client.cache.holds_no_content() is not warm
+        _result, error = _run_with_deadline(
+            lambda: ri.fetch_inventory(client, [A, B], progress=False))
+    assert isinstance(error, ri.InvalidReference), error
+    assert "bad tag!" in str(error)
+    assert not _registry_threads()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["streamed", "lists first"])
+def test_transient_5xx_and_a_redirected_list_change_nothing(
+        proxied, token_registry, weird, tmp_path, warm):
+    """The first answer to brk4/b's list and to one manifest is a 503 (retried), brk4/a's
+    list is redirected (307) to the same list: the inventory of a clean walk."""
+    with client_for(proxied.url, token_registry) as client:
+        clean = ri.fetch_inventory(client, [A, B], progress=False)
+    failed = set()
+
+    def flaky(request):
+        if request.path.startswith((f"/v2/{B}/tags/list", f"/v2/{B}/manifests/idx2")) \
+                and request.path not in failed:
+            failed.add(request.path)
+            return oci_error(503, "UNAVAILABLE", "try again", [("Retry-After", "0")])
+        if request.path == f"/v2/{A}/tags/list":
+            return Reply(307, [("Location", f"/v2/{A}/tags/list?n=1000")])
+        return None
+
+    proxied.rules.append(flaky)
+    cache = tmp_path / "c"
+    if warm:
+        with client_for(proxied.url, token_registry, cache=cache) as client:
+            client.tag_details(A, "img")
+    with client_for(proxied.url, token_registry, cache=cache) as client:
+        assert client.cache.holds_no_content() is not warm
+        got = ri.fetch_inventory(client, [A, B], progress=False)
+    assert len(failed) == 2
+    pd.testing.assert_frame_equal(got.tags(attestations=True), clean.tags(attestations=True))
+    pd.testing.assert_frame_equal(got.errors, clean.errors)
