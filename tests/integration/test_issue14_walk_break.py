@@ -587,3 +587,33 @@ def test_transient_5xx_and_a_redirected_list_change_nothing(
     assert len(failed) == 2
     pd.testing.assert_frame_equal(got.tags(attestations=True), clean.tags(attestations=True))
     pd.testing.assert_frame_equal(got.errors, clean.errors)
+
+
+def test_two_walks_at_once_on_one_client_give_what_each_gives_alone(
+        proxied, token_registry, weird, tmp_path):
+    """One client (one pool, one HTTP cache) walked from two threads at once, the cache empty
+    at the start (both stream; each one's end forgets the other's cold-cache mode): each
+    inventory is the one a walk alone gives, and nothing is asked twice more than alone."""
+    rules, rewrites = _rules(weird)
+    proxied.rules += rules
+    proxied.rewrites += rewrites
+    with client_for(proxied.url, token_registry) as client:
+        alone = {tuple(r): ri.fetch_inventory(client, r, progress=False)
+                 for r in ([A, B], [B, NULL])}
+    with client_for(proxied.url, token_registry, cache=tmp_path / "c") as client:
+        results = {}
+
+        def walk(repos):
+            results[tuple(repos)] = ri.fetch_inventory(client, repos, progress=False)
+
+        threads = [threading.Thread(target=walk, args=(r,)) for r in ([A, B], [B, NULL])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+    assert set(results) == set(alone)
+    for repos, inventory in results.items():
+        pd.testing.assert_frame_equal(inventory.tags(attestations=True),
+                                      alone[repos].tags(attestations=True))
+        pd.testing.assert_frame_equal(inventory.errors, alone[repos].errors)

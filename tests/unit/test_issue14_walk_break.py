@@ -5,6 +5,9 @@ behave alike under pandas 2.1 and 3."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,3 +89,33 @@ def test_coerce_of_a_frame_already_cast_gives_a_frame_of_its_own():
     assert frame["s"].tolist() == ["a", "b"]
     assert frame["i"].tolist() == [1, 2]
     assert frame["b"].isna().tolist() == [False, True]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="workers.py Pipeline.submit: "
+                   "_pending is counted before executor.submit, which raises RuntimeError "
+                   "once the pool is shut down (client closed mid-walk, interpreter exit): "
+                   "the count never comes back, wait()/drive() wait forever")
+def test_a_pipeline_whose_pool_was_shut_down_raises_and_does_not_wait_forever():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry_insights.registry.workers import Pipeline
+
+    executor = ThreadPoolExecutor(2)
+    pipeline = Pipeline(executor)
+    started, release = threading.Event(), threading.Event()
+
+    def first():
+        started.set()
+        release.wait(5)
+        pipeline.submit(print, "never")  # the pool is shut down by now
+
+    pipeline.submit(first)
+    started.wait(5)
+    closer = threading.Thread(target=executor.shutdown)  # what client.close() does
+    closer.start()
+    time.sleep(0.1)
+    release.set()
+    closer.join(5)
+    assert pipeline.wait_idle(2), "the pipeline never becomes idle: wait() hangs"
+    with pytest.raises(RuntimeError):
+        pipeline.wait()
