@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import registry_insights as ri
+from registry_insights.frames.schema import TAGS_SCHEMA
 from registry_insights.registry import mediatypes as mt
 from registry_insights.registry.names import sha256_digest
 from registry_insights.testing.demo import FleetBuilder
@@ -617,3 +618,33 @@ def test_two_walks_at_once_on_one_client_give_what_each_gives_alone(
         pd.testing.assert_frame_equal(inventory.tags(attestations=True),
                                       alone[repos].tags(attestations=True))
         pd.testing.assert_frame_equal(inventory.errors, alone[repos].errors)
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_no_repository_at_all_streams_to_an_empty_inventory(proxied, token_registry,
+                                                            progress):
+    with client_for(proxied.url, token_registry) as client:
+        inventory = ri.fetch_inventory(client, [], progress=progress)
+    assert inventory.tags().empty and inventory.errors.empty
+    assert {c: str(t) for c, t in inventory.tags().dtypes.items()} == TAGS_SCHEMA
+    assert [p for _m, p, _s in proxied.log if p != "/v2/"] == []
+
+
+def test_tokens_expiring_mid_walk_one_per_repository_change_nothing(
+        proxied, token_registry, weird):
+    """Tokens live 1 s and carry one scope each (brk4/a's and brk4/b's apart); answers come
+    slowly, so the walk outlives several tokens of each repository while both stream: the
+    registry's 401s are answered with new tokens and the inventory is a clean walk's."""
+    with client_for(proxied.url, token_registry) as client:
+        clean = ri.fetch_inventory(client, [A, B], progress=False)
+    token_registry.token_server.lifetime = 1
+    token_registry.token_server.max_scopes_per_token = 1
+    proxied.rules.append(_slow_rule("/v2/brk4/", 0.15))
+    before = token_registry.token_server.requests
+    with client_for(proxied.url, token_registry, max_workers=2) as client:
+        got = ri.fetch_inventory(client, [A, B], progress=False)
+    # 27 answers of 0.15 s at least on 2 workers: 2 s at least, each repository's token
+    # renewed at least once
+    assert token_registry.token_server.requests - before >= 4
+    pd.testing.assert_frame_equal(got.tags(attestations=True), clean.tags(attestations=True))
+    pd.testing.assert_frame_equal(got.errors, clean.errors)
