@@ -235,14 +235,15 @@ def test_a_refusal_mid_walk_raises_stops_the_walk_and_keeps_what_was_read(
             assert not client.cache.holds_no_content()
 
 
+@pytest.mark.parametrize("workers", [1, 8])
 def test_an_interrupt_on_the_calling_thread_stops_the_streamed_walk(
-        proxied, token_registry, weird):
+        proxied, token_registry, weird, workers):
     """Ctrl-C while the walk drives (brk4/b's list answers late): KeyboardInterrupt comes
     out, the tasks not started are skipped, no request follows and no worker stays busy."""
     import _thread
 
     proxied.rules.append(_slow_rule(f"/v2/{B}/tags/list", 1.0))
-    with client_for(proxied.url, token_registry) as client:
+    with client_for(proxied.url, token_registry, max_workers=workers) as client:
         timer = threading.Timer(0.4, _thread.interrupt_main)
         with pytest.raises(KeyboardInterrupt):
             timer.start()
