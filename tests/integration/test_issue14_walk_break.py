@@ -274,9 +274,10 @@ def test_an_error_raised_by_list_tags_on_a_worker_comes_out_as_it_is(
 
     for workers in (1, 2, 8):
         with client_for(proxied.url, token_registry, max_workers=workers) as client:
-            errors = []
+            errors: list = []
             _result, error = _run_with_deadline(
-                lambda: fetch_repositories(client, [A, B], list_tags, False, errors))
+                lambda errors=errors: fetch_repositories(client, [A, B], list_tags, False,
+                                                         errors))
             assert isinstance(error, Boom) and str(error) == B
             assert errors == []
         assert not _registry_threads()

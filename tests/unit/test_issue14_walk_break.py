@@ -116,6 +116,6 @@ def test_a_pipeline_whose_pool_was_shut_down_raises_and_does_not_wait_forever():
     time.sleep(0.1)
     release.set()
     closer.join(5)
-    assert pipeline.wait_idle(2), "the pipeline never becomes idle: wait() hangs"
+    assert pipeline.wait_idle(0.5), "the pipeline never becomes idle: wait() hangs"
     with pytest.raises(RuntimeError):
         pipeline.wait()
