@@ -9,6 +9,7 @@ complete out of order, 401s and 404s mid-walk, one worker or two."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 
@@ -459,6 +460,16 @@ def test_a_very_deep_nest_of_indexes_is_one_unreadable_tag_on_threads(anonymous_
 @pytest.mark.parametrize("how", ["one worker", "warm cache"])
 def test_a_very_deep_nest_of_indexes_is_one_unreadable_tag_inline(anonymous_registry, deep,
                                                                   tmp_path, how):
+    # Python's default limit: a library imported by an earlier test may have raised it
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        _deep_inline(anonymous_registry, tmp_path, how)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _deep_inline(anonymous_registry, tmp_path, how):
     if how == "one worker":
         inventory, _counts = _deep_walk(anonymous_registry.url, cache=None, max_workers=1)
     else:
