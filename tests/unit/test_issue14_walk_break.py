@@ -91,10 +91,6 @@ def test_coerce_of_a_frame_already_cast_gives_a_frame_of_its_own():
     assert frame["b"].isna().tolist() == [False, True]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="workers.py Pipeline.submit: "
-                   "_pending is counted before executor.submit, which raises RuntimeError "
-                   "once the pool is shut down (client closed mid-walk, interpreter exit): "
-                   "the count never comes back, wait()/drive() wait forever")
 def test_a_pipeline_whose_pool_was_shut_down_raises_and_does_not_wait_forever():
     from concurrent.futures import ThreadPoolExecutor
 
