@@ -348,6 +348,11 @@ class _Walk:
         self._guard = threading.Lock()
         self._shared: dict = {}
         self._waiting: dict[tuple, list] = {}
+        # what the workers found, for _lacking to look at without parsing again:
+        # (repository, index digest) -> its entries; (manifest digest, listed as an
+        # attestation) -> the config digest an image row reads, or None
+        self._listed: dict[tuple[str, str], list[Descriptor]] = {}
+        self._needs: dict[tuple[str, bool], str | None] = {}
         self._threaded = pipeline.threaded
         self._finished: queue.SimpleQueue = queue.SimpleQueue()
 
@@ -369,6 +374,8 @@ class _Walk:
     def want_config(self, repository: str, manifest: Manifest,
                     entry: Descriptor | None) -> None:
         cfg = image_config(manifest, entry)
+        self._needs[(manifest.digest, entry is not None and entry.is_attestation)] = \
+            None if cfg is None else cfg.digest
         if (cfg is not None and cfg.digest not in self.client._configs
                 and self.first_time(("config", cfg.digest))):
             self.pipeline.submit(self.fetch_config, repository, cfg)
@@ -395,7 +402,8 @@ class _Walk:
         such a tag up when it finds that index."""
         if depth >= MAX_INDEX_DEPTH:
             return
-        for entry in index.manifests:
+        entries = self._listed[(repository, index.digest)] = index.manifests
+        for entry in entries:
             if self.first_time(("child", repository, entry.digest)):
                 self.pipeline.submit(self.fetch_child, repository, entry, depth + 1)
 
@@ -477,14 +485,20 @@ class _Walk:
         or None. Cycles and too deep nests count as complete: assembling says what is
         wrong."""
         if not manifest.is_index:
-            cfg = image_config(manifest, entry)
-            if cfg is None or cfg.digest in self.client._configs \
-                    or cfg.digest in self.config_errors:
+            key = (manifest.digest, entry is not None and entry.is_attestation)
+            if key in self._needs:
+                digest = self._needs[key]
+            else:
+                cfg = image_config(manifest, entry)
+                digest = None if cfg is None else cfg.digest
+            if digest is None or digest in self.client._configs \
+                    or digest in self.config_errors:
                 return None
-            return ("config", cfg.digest)
+            return ("config", digest)
         if len(path) > MAX_INDEX_DEPTH:
             return None
-        for child_entry in manifest.manifests:
+        entries = self._listed.get((repository, manifest.digest))
+        for child_entry in manifest.manifests if entries is None else entries:
             child = self.children.get((repository, child_entry.digest))
             if child is None:
                 return ("child", repository, child_entry.digest)
