@@ -8,6 +8,7 @@ complete out of order, 401s and 404s mid-walk, one worker or two."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -21,7 +22,7 @@ from registry_insights.frames.schema import TAGS_SCHEMA
 from registry_insights.registry import mediatypes as mt
 from registry_insights.registry.names import sha256_digest
 from registry_insights.testing.demo import FleetBuilder
-from tests.support.proxy import Reply, RewritingProxy, client_for, oci_error
+from tests.support.proxy import Reply, RewritingProxy, client_for, oci_error, slow
 
 pytestmark = pytest.mark.integration
 
@@ -242,7 +243,7 @@ def test_an_interrupt_on_the_calling_thread_stops_the_streamed_walk(
     out, the tasks not started are skipped, no request follows and no worker stays busy."""
     import _thread
 
-    proxied.rules.append(_slow_rule(f"/v2/{B}/tags/list", 1.0))
+    proxied.rules.append(slow(f"/v2/{B}/tags/list", 1.0))
     with client_for(proxied.url, token_registry, max_workers=workers) as client:
         timer = threading.Timer(0.4, _thread.interrupt_main)
         with pytest.raises(KeyboardInterrupt):
@@ -281,14 +282,6 @@ def test_an_error_raised_by_list_tags_on_a_worker_comes_out_as_it_is(
             assert isinstance(error, Boom) and str(error) == B
             assert errors == []
         assert not _registry_threads()
-
-
-def _slow_rule(prefix, seconds):
-    def rule(request):
-        if request.path.startswith(prefix):
-            time.sleep(seconds)
-        return None
-    return rule
 
 
 def test_the_bar_of_a_streamed_walk_counts_to_the_tags_found(
@@ -536,6 +529,19 @@ def test_a_cache_holding_lists_and_manifests_by_tag_only_streams_and_stores_agai
     assert streamed  # (last: the walks above must agree whichever way the first went)
 
 
+@contextlib.contextmanager
+def _walking_client(proxied, token_registry, tmp_path, warm: bool):
+    """A client of the proxy with a cache of its own; ``warm``: one config stored first, so
+    that its walk reads every list first instead of streaming."""
+    cache = tmp_path / "c"
+    if warm:
+        with client_for(proxied.url, token_registry, cache=cache) as client:
+            client.tag_details(A, "img")
+    with client_for(proxied.url, token_registry, cache=cache) as client:
+        assert client.cache.holds_no_content() is not warm
+        yield client
+
+
 @pytest.mark.parametrize("warm", [False, True], ids=["streamed", "lists first"])
 def test_a_tag_list_naming_an_invalid_tag_raises_the_same_either_way(
         proxied, token_registry, weird, tmp_path, warm):
@@ -548,12 +554,7 @@ def test_a_tag_list_naming_an_invalid_tag_raises_the_same_either_way(
         return reply
 
     proxied.rewrites.append(bad)
-    cache = tmp_path / "c"
-    if warm:
-        with client_for(proxied.url, token_registry, cache=cache) as client:
-            client.tag_details(A, "img")
-    with client_for(proxied.url, token_registry, cache=cache) as client:
-        assert client.cache.holds_no_content() is not warm
+    with _walking_client(proxied, token_registry, tmp_path, warm) as client:
         _result, error = _run_with_deadline(
             lambda: ri.fetch_inventory(client, [A, B], progress=False))
     assert isinstance(error, ri.InvalidReference), error
@@ -580,12 +581,7 @@ def test_transient_5xx_and_a_redirected_list_change_nothing(
         return None
 
     proxied.rules.append(flaky)
-    cache = tmp_path / "c"
-    if warm:
-        with client_for(proxied.url, token_registry, cache=cache) as client:
-            client.tag_details(A, "img")
-    with client_for(proxied.url, token_registry, cache=cache) as client:
-        assert client.cache.holds_no_content() is not warm
+    with _walking_client(proxied, token_registry, tmp_path, warm) as client:
         got = ri.fetch_inventory(client, [A, B], progress=False)
     assert len(failed) == 2
     pd.testing.assert_frame_equal(got.tags(attestations=True), clean.tags(attestations=True))
@@ -641,7 +637,7 @@ def test_tokens_expiring_mid_walk_one_per_repository_change_nothing(
         clean = ri.fetch_inventory(client, [A, B], progress=False)
     token_registry.token_server.lifetime = 1
     token_registry.token_server.max_scopes_per_token = 1
-    proxied.rules.append(_slow_rule("/v2/brk4/", 0.15))
+    proxied.rules.append(slow("/v2/brk4/", 0.15))
     before = token_registry.token_server.requests
     with client_for(proxied.url, token_registry, max_workers=2) as client:
         got = ri.fetch_inventory(client, [A, B], progress=False)

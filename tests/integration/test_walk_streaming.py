@@ -13,7 +13,7 @@ import pytest
 
 import registry_insights as ri
 from tests.support.fleet import push_fleet
-from tests.support.proxy import Reply, client_for, oci_error
+from tests.support.proxy import Reply, client_for, oci_error, slow
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,6 @@ def _catalog_of(names):
     return rule
 
 
-def _slow(prefix, seconds):
-    def rule(request):
-        if request.path.startswith(prefix):
-            time.sleep(seconds)
-        return None
-    return rule
-
-
 def _rows(inventory):
     tags = inventory.tags()
     return list(zip(tags["repository"], tags["tag"], tags["platform"], tags["digest"]))
@@ -61,7 +53,7 @@ def _expected_rows(fleet):
 @pytest.mark.parametrize("cached", [False, True], ids=["cache=None", "cold cache"])
 def test_first_walk_reads_a_repository_while_another_list_is_still_coming(
         proxied, token_registry, fleet, tmp_path, cached):
-    proxied.rules.append(_slow("/v2/stream/r1/tags/list", 1.0))
+    proxied.rules.append(slow("/v2/stream/r1/tags/list", 1.0))
     with client_for(proxied.url, token_registry,
                     cache=tmp_path / "cache" if cached else None) as client:
         assert client.cache.holds_no_content()
@@ -113,7 +105,7 @@ def test_errors_come_in_input_order_whatever_completes_first(
     errors frame lists them in catalog and tag-list order, though r0's list and its broken
     tag answer last."""
     names = ["stream/gone", *REPOS]
-    proxied.rules += [_catalog_of(names), _slow("/v2/stream/r0/tags/list", 0.3), _broken]
+    proxied.rules += [_catalog_of(names), slow("/v2/stream/r0/tags/list", 0.3), _broken]
     cache = tmp_path / "cache"
     if warm:  # a config in the cache: the walk reads every list first
         with client_for(proxied.url, token_registry, cache=cache) as client:

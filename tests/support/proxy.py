@@ -176,6 +176,18 @@ def oci_error(status: int, code: str, message: str, headers=None) -> Reply:
     return Reply(status, [("Content-Type", "application/json")] + list(headers or []), body)
 
 
+def slow(prefix: str, seconds: float):
+    """A rule: requests whose path starts with ``prefix`` are answered ``seconds`` late (and
+    then as the registry answers them)."""
+    import time
+
+    def rule(request):
+        if request.path.startswith(prefix):
+            time.sleep(seconds)
+        return None
+    return rule
+
+
 def client_for(url, handle, **kwargs):
     """A client of ``url`` with the credentials of the registry ``handle`` (no cache unless
     asked)."""
