@@ -222,11 +222,11 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     per distinct config digest (shared configs are fetched once, even concurrently). The
     walk is pipelined: a tag's platform manifests and config are asked for as soon as its
     manifest arrives, on the same ``max_workers`` threads, with no stage waiting for
-    another, and each tag is assembled (on the calling thread) as soon as its parts are
-    in. What the HTTP cache holds is read in bulk first (:func:`preload`), so a warm walk
-    makes one query per 500 answers instead of one per request. Indexes are followed to any
-    depth up to :data:`MAX_INDEX_DEPTH` (an index may list an index); a cycle or a deeper
-    nest makes the tag unreadable.
+    another, and the tags whose parts are all in are assembled on the calling thread while
+    the walk goes on. What the HTTP cache holds is read in bulk first (:func:`preload`), so
+    a warm walk makes one query per 500 answers instead of one per request. Indexes are
+    followed to any depth up to :data:`MAX_INDEX_DEPTH` (an index may list an index); a
+    cycle or a deeper nest makes the tag unreadable.
 
     Parameters
     ----------
@@ -250,14 +250,7 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
     _found, missing = preload(client, pairs)
     walk = _Walk(client, client.workers.pipeline() if missing else Pipeline(None), bar,
                  raise_for_tags=errors is None)
-    try:
-        for i, (repository, tag) in enumerate(pairs):
-            walk.submit_top(i, repository, tag)
-        walk.drive()
-    finally:
-        bar.close()
-        client.cache.release()
-        client.cache.flush()
+    walk.run(walk.submit_top, ((i, r, t) for i, (r, t) in enumerate(pairs)))
     return walk.collect(((i, r, t) for i, (r, t) in enumerate(pairs)), errors)
 
 
@@ -307,14 +300,7 @@ def fetch_repositories(client: RegistryClient, repositories: list[str],
                 walk.submit_top((repository, k), repository, tag)
         listed_of[repository] = listed
 
-    try:
-        for repository in repositories:
-            walk.pipeline.submit(read_list, repository)
-        walk.drive()
-    finally:
-        bar.close()
-        cache.release()
-        cache.flush()
+    walk.run(walk.pipeline.submit, ((read_list, r) for r in repositories))
     lists = [listed_of[r] for r in repositories]
     if errors is not None:
         errors.extend(t for t in lists if isinstance(t, ReadError))
@@ -440,6 +426,18 @@ class _Walk:
         self._post(("top", key))
 
     # -- assembling, on the calling thread --------------------------------------------------
+    def run(self, submit: Callable[..., None], first: Iterable[tuple]) -> None:
+        """``submit(*args)`` for each of the ``first`` tasks, then :meth:`drive`; the bar is
+        closed and the HTTP cache released from the walk and flushed, whatever happens."""
+        try:
+            for args in first:
+                submit(*args)
+            self.drive()
+        finally:
+            self.bar.close()
+            self.client.cache.release()
+            self.client.cache.flush()
+
     def drive(self) -> None:
         """Wait for the walk to end, assembling every :data:`ASSEMBLE_EVERY` seconds the
         tags completed meanwhile (woken per answer, the calling thread would take the GIL
