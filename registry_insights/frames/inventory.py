@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import NotFound
 from ..registry.client import RegistryClient
 from ..registry.models import TagDetails
-from ..registry.walk import ReadError, fetch_repositories
+from ..registry.walk import ReadError, fetch_repositories, list_pairs
 from .schema import ERRORS_SCHEMA, LAYERS_SCHEMA, TAGS_SCHEMA, coerce, empty, frame_of
 
 log = logging.getLogger("registry_insights")
@@ -171,13 +171,9 @@ def fetch_inventory(client: RegistryClient, repositories: Iterable[str] | None =
             return ReadError.of(repository, None, None, exc)
 
     if executor is None and (max_processes is None or max_processes <= 1):
-        _lists, details = fetch_repositories(client, repos, tags_of, progress, errors)
+        details = fetch_repositories(client, repos, tags_of, progress, errors)
     else:
-        tag_lists = client.map(tags_of, repos, progress,
-                               "tag lists" if len(repos) > 20 else "")
-        errors.extend(t for t in tag_lists if isinstance(t, ReadError))
-        pairs = [(repo, tag) for repo, tags in zip(repos, tag_lists)
-                 if not isinstance(tags, ReadError) for tag in tags]
+        pairs = list_pairs(client, repos, tags_of, progress, errors)
         details = _walk_elsewhere(client, pairs, executor, max_processes, shards, progress,
                                   errors)
     inventory = Inventory(client.registry, repos, details, errors)

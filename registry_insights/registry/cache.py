@@ -524,8 +524,8 @@ class HttpCache:
         """True when no content-addressed answer (a manifest by digest, a config) is stored
         or pending: every walk keeps its configs, so no earlier walk of this registry and
         identity left anything a new one could use (its tag lists and manifests by tag are
-        not worth a query each). Always True without a cache; False for a backend passed in
-        (it keeps those answers among the others)."""
+        not worth a query each). Always True without a cache; always False for a backend
+        passed in that is not SQLite (it keeps those answers among the others)."""
         if not self.enabled:
             return True
         if self.content is None:

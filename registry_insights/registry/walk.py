@@ -256,10 +256,9 @@ def fetch_details(client: RegistryClient, pairs: Iterable[tuple[str, str]],
 
 def fetch_repositories(client: RegistryClient, repositories: list[str],
                        list_tags: Callable[[str], list[str] | ReadError], progress=None,
-                       errors: list | None = None
-                       ) -> tuple[list[list[str] | ReadError], list[TagDetails]]:
-    """The tag lists of ``repositories`` and the details of every tag listed (in repository
-    order, then tag-list order), as :func:`fetch_details` reads them.
+                       errors: list | None = None) -> list[TagDetails]:
+    """The details of every tag ``repositories`` list (in repository order, then tag-list
+    order), as :func:`fetch_details` reads them.
 
     ``list_tags(repository)`` gives the repository's tags, or a :class:`ReadError` for a
     repository that cannot be listed (it goes to ``errors``, before the tags' errors).
@@ -267,21 +266,16 @@ def fetch_repositories(client: RegistryClient, repositories: list[str],
     the tag lists are read on the walk's threads and each repository's tags are asked for as
     soon as its list arrives, with no stage waiting for another (the HTTP cache is not
     queried for answers it cannot hold, :meth:`HttpCache.assume_cold`). Otherwise every
-    list is read first and the walk's stored answers are read in bulk (:func:`preload`).
+    list is read first (:func:`list_pairs`) and the walk's stored answers are read in bulk
+    (:func:`preload`).
 
-    Returns ``(tag lists in the order of repositories, details)``; raises as
-    :func:`fetch_details` does (errors of ``list_tags`` other than a returned
+    Raises as :func:`fetch_details` does (errors of ``list_tags`` other than a returned
     :class:`ReadError` included).
     """
     cache = client.cache
     if not cache.holds_no_content():
-        lists = client.map(list_tags, repositories, progress,
-                           "tag lists" if len(repositories) > 20 else "")
-        if errors is not None:
-            errors.extend(t for t in lists if isinstance(t, ReadError))
-        pairs = [(r, tag) for r, listed in zip(repositories, lists)
-                 if not isinstance(listed, ReadError) for tag in listed]
-        return lists, fetch_details(client, pairs, progress, errors)
+        pairs = list_pairs(client, repositories, list_tags, progress, errors)
+        return fetch_details(client, pairs, progress, errors)
     for repository in repositories:
         validate_repository(repository)
     client.plan_repositories(repositories)
@@ -306,7 +300,21 @@ def fetch_repositories(client: RegistryClient, repositories: list[str],
         errors.extend(t for t in lists if isinstance(t, ReadError))
     keyed = (((r, k), r, tag) for r, listed in zip(repositories, lists)
              if not isinstance(listed, ReadError) for k, tag in enumerate(listed))
-    return lists, walk.collect(keyed, errors)
+    return walk.collect(keyed, errors)
+
+
+def list_pairs(client: RegistryClient, repositories: list[str],
+               list_tags: Callable[[str], list[str] | ReadError], progress=None,
+               errors: list | None = None) -> list[tuple[str, str]]:
+    """Every repository's tag list, read on the client's threads before anything else, as
+    (repository, tag) pairs in repository order, then tag-list order; a :class:`ReadError`
+    that ``list_tags`` returns goes to ``errors``."""
+    lists = client.map(list_tags, repositories, progress,
+                       "tag lists" if len(repositories) > 20 else "")
+    if errors is not None:
+        errors.extend(t for t in lists if isinstance(t, ReadError))
+    return [(r, tag) for r, listed in zip(repositories, lists)
+            if not isinstance(listed, ReadError) for tag in listed]
 
 
 class _Walk:
