@@ -436,7 +436,7 @@ def frame_of(columns: dict[str, list], schema: dict[str, str]) -> pd.DataFrame:
                 arrays[name] = pd.array(values, dtype=schema[name])
             except (TypeError, ValueError, OverflowError):
                 pass  # coerce says what is wrong
-    return coerce(pd.DataFrame(arrays), schema)
+    return _coerce(pd.DataFrame(arrays), schema, owned=True)
 
 
 def coerce(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
@@ -445,6 +445,14 @@ def coerce(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
     Missing columns are added as all-missing; extra columns are kept after the schema's.
     Times are parsed as RFC 3339 (``Z``, offsets and nanoseconds) to UTC; unparseable -> NaT.
     """
+    return _coerce(frame, schema, owned=False)
+
+
+def _coerce(frame: pd.DataFrame, schema: dict[str, str], owned: bool) -> pd.DataFrame:
+    """:func:`coerce`; ``owned``: ``frame`` is the caller's own, made for this call, with a
+    default index (:func:`frame_of`): when its columns are already in order it is returned
+    without the column selection that gives a caller's frame a copy of its own (the first
+    selection of a process costs more than the rest of a 270-row frame)."""
     # a shallow copy: the schema's columns are replaced below, never written into, and the
     # column selection at the end gives a frame of its own (pandas 2; lazily under pandas 3's
     # copy on write), so the input is never mutated; a deep copy here copied every column of a
@@ -462,4 +470,7 @@ def coerce(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
         else:
             out[column] = out[column].astype(dtype)
     extra = [c for c in out.columns if c not in schema]
-    return out[list(schema) + extra].reset_index(drop=True)
+    order = list(schema) + extra
+    if owned and list(out.columns) == order:
+        return out
+    return out[order].reset_index(drop=True)
