@@ -544,13 +544,34 @@ def run_dxf(info: dict) -> int:
     return images
 
 
+def try_order(attempt: int, count: int) -> list[int]:
+    """The order the ``count`` variants run in at try ``attempt`` (from 0): a Williams
+    design, so that over ``count`` tries (``2 * count`` when ``count`` is odd) each variant
+    runs as often at each position, and right after each other variant as often: no variant
+    always runs first, or always after the same one (whose leftovers, a process exiting or
+    a file being written back, it would inherit)."""
+    base, low, high = [0], 1, count - 1
+    while len(base) < count:  # 0, 1, n-1, 2, n-2, ...
+        if len(base) % 2:
+            base.append(low)
+            low += 1
+        else:
+            base.append(high)
+            high -= 1
+    rows = count if count % 2 == 0 else 2 * count
+    row = attempt % rows
+    order = [(v + row) % count for v in base]
+    return order[::-1] if row >= count else order
+
+
 def side_by_side(harness: Harness, info: dict, work: Path, compare: list[Path],
                  repeat: int) -> list[dict]:
     """Cold walks at 8 workers, each in a fresh process (``benchmarks/walk_child.py``), the
     variants interleaved try by try so that they share the machine's load: this checkout
     with its cache and with ``cache=None``, the plain ``requests`` reference client, and each
-    ``--compare`` checkout with and without cache. Returns one dict per variant (median try
-    by wall time; every try's numbers kept)."""
+    ``--compare`` checkout with and without cache, in the order :func:`try_order` gives
+    each try. Returns one dict per variant (median try by wall time; every try's numbers
+    kept, in try order, with the position each ran at)."""
     child = Path(__file__).resolve().parent / "walk_child.py"
     variants = [("registry_insights (this checkout), cache", ROOT, True),
                 ("registry_insights (this checkout), cache=None", ROOT, False),
@@ -561,7 +582,8 @@ def side_by_side(harness: Harness, info: dict, work: Path, compare: list[Path],
     tries: dict[str, list[dict]] = {name: [] for name, _, _ in variants}
     public = {k: info[k] for k in ("registry", "username", "password", "cert")}
     for attempt in range(repeat):
-        for n, (name, checkout, cached) in enumerate(variants):
+        for position, n in enumerate(try_order(attempt, len(variants))):
+            name, checkout, cached = variants[n]
             print(f"side by side {attempt + 1}/{repeat}: {name} ...", file=sys.stderr)
             argv = [sys.executable, str(child), "reference" if checkout is None else "product",
                     json.dumps(public)]
@@ -577,6 +599,7 @@ def side_by_side(harness: Harness, info: dict, work: Path, compare: list[Path],
             result["proxy_counts"] = count_kinds(entries)
             result["requests"] = sum(result["proxy_counts"].values())
             result["load"] = os.getloadavg()[0]
+            result["position"] = position
             tries[name].append(result)
     out_rows = []
     for name, _, _ in variants:
@@ -585,6 +608,7 @@ def side_by_side(harness: Harness, info: dict, work: Path, compare: list[Path],
         chosen["name"] = name
         chosen["all_seconds"] = [r["seconds"] for r in tries[name]]
         chosen["all_cpu"] = [r["cpu"] for r in tries[name]]
+        chosen["all_positions"] = [r["position"] for r in tries[name]]
         out_rows.append(chosen)
     return out_rows
 
@@ -602,11 +626,14 @@ def side_by_side_report(rows: list[dict], bound_total: int) -> list[str]:
         "of a try run one after the other, so they share the machine's load). `CPU ms/req`: "
         "the median CPU time / requests sent. `CPU x no cache`: the median over the tries of "
         "CPU per request with the cache / the same checkout's with `cache=None` in the same "
-        "try. The JSON has every try.",
+        "try. `middle half`: the quartiles of those wall ratios (how much they move from try "
+        "to try); `tries <= 1`: the tries in which the variant was no slower than the "
+        "reference. The variants run in a different order each try (a Williams design: "
+        "each as often at each position and after each other one). The JSON has every try.",
         "",
-        "| client | requests | x bound | rows | seconds | x reference | CPU s | CPU ms/req "
-        "| CPU x no cache | peak RSS MiB | load (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| client | requests | x bound | rows | seconds | x reference | middle half "
+        "| tries <= 1 | CPU s | CPU ms/req | CPU x no cache | peak RSS MiB | load (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         seconds, cpu = statistics.median(r["all_seconds"]), statistics.median(r["all_cpu"])
@@ -617,10 +644,16 @@ def side_by_side_report(rows: list[dict], bound_total: int) -> list[str]:
         # paired by try: requests are the same for every variant (the protocol bound)
         ratio = statistics.median(a / b for a, b in zip(r["all_cpu"], twin["all_cpu"])) \
             if twin else None
-        x_ref = statistics.median(a / b for a, b in zip(r["all_seconds"], ref["all_seconds"]))
+        walls = [a / b for a, b in zip(r["all_seconds"], ref["all_seconds"])]
+        x_ref = statistics.median(walls)
+        spread = "–"
+        if len(walls) > 1 and r is not ref:
+            low, _, high = statistics.quantiles(walls, n=4, method="inclusive")
+            spread = f"{low:.2f} to {high:.2f}"
+        no_slower = "–" if r is ref else f"{sum(w <= 1 for w in walls)} of {len(walls)}"
         lines.append(
             f"| {r['name']} | {r['requests']} | {_fmt(r['requests'] / bound_total)} | "
-            f"{r['rows']} | {_fmt(seconds)} | {_fmt(x_ref)} | "
+            f"{r['rows']} | {_fmt(seconds)} | {_fmt(x_ref)} | {spread} | {no_slower} | "
             f"{_fmt(cpu)} | {_fmt(per)} | {_fmt(ratio) if ratio else '–'} | "
             f"{r['max_rss_kib'] / 1024:.0f} | {r['load']:.2f} |")
     return lines
