@@ -101,6 +101,25 @@ def count_kinds(entries: list[tuple]) -> dict[str, int]:
     return counts
 
 
+def connection_times(entries: list[tuple]) -> tuple[float, float]:
+    """``(gap, served)``, mean milliseconds, from the proxies' log: ``gap`` between an answer
+    and the next request on the same connection (the client reading the answer, working on
+    it and sending again, plus the proxy's own reading and writing), ``served`` from a
+    request's arrival to its answer (the latency added, the proxy and the registry). A walk
+    at a fixed number of connections takes about (gap + served) x requests per connection."""
+    by_connection: dict[tuple, list[tuple]] = {}
+    for entry in entries:
+        if entry[4] is not None:
+            by_connection.setdefault((entry[0], entry[6]), []).append(entry)
+    gaps, served = [], []
+    for seen in by_connection.values():
+        seen.sort(key=lambda e: e[4])
+        gaps += [b[4] - a[5] for a, b in zip(seen, seen[1:])]
+        served += [e[5] - e[4] for e in seen]
+    mean = statistics.fmean
+    return (mean(gaps) * 1000 if gaps else math.nan, mean(served) * 1000 if served else math.nan)
+
+
 # -- the harness: registry, token server and proxies, in a child process -------------------------
 
 def _make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -143,10 +162,12 @@ _UPSTREAM = threading.local()  # per handler thread: one proxy's connection to i
 
 class _TimedLog(list):
     """The proxy's log with, on each entry, when the request arrived and when it was answered
-    (``time.monotonic``, comparable across processes on Linux)."""
+    (``time.monotonic``, comparable across processes on Linux), and which connection it came
+    on (the handler thread's ident: the proxy serves each connection on a thread of its own)."""
 
     def append(self, entry) -> None:
-        super().append((*entry, getattr(_ARRIVALS, "at", None), time.monotonic()))
+        super().append((*entry, getattr(_ARRIVALS, "at", None), time.monotonic(),
+                        threading.get_ident()))
 
 
 def _latency_proxy(target: str, name: str, latency: float, context: ssl.SSLContext):
@@ -600,6 +621,7 @@ def side_by_side(harness: Harness, info: dict, work: Path, compare: list[Path],
             result["requests"] = sum(result["proxy_counts"].values())
             result["load"] = os.getloadavg()[0]
             result["position"] = position
+            result["gap_ms"], result["served_ms"] = connection_times(entries)
             tries[name].append(result)
     out_rows = []
     for name, _, _ in variants:
@@ -609,6 +631,8 @@ def side_by_side(harness: Harness, info: dict, work: Path, compare: list[Path],
         chosen["all_seconds"] = [r["seconds"] for r in tries[name]]
         chosen["all_cpu"] = [r["cpu"] for r in tries[name]]
         chosen["all_positions"] = [r["position"] for r in tries[name]]
+        chosen["all_gap_ms"] = [r["gap_ms"] for r in tries[name]]
+        chosen["all_served_ms"] = [r["served_ms"] for r in tries[name]]
         out_rows.append(chosen)
     return out_rows
 
@@ -628,12 +652,17 @@ def side_by_side_report(rows: list[dict], bound_total: int) -> list[str]:
         "CPU per request with the cache / the same checkout's with `cache=None` in the same "
         "try. `middle half`: the quartiles of those wall ratios (how much they move from try "
         "to try); `tries <= 1`: the tries in which the variant was no slower than the "
-        "reference. The variants run in a different order each try (a Williams design: "
-        "each as often at each position and after each other one). The JSON has every try.",
+        "reference. `gap ms`: the mean time between an answer and the next request on the "
+        "same connection (the client's share of each round trip, with the proxy's reading "
+        "and writing); `served ms`: from a request's arrival at the proxy to its answer "
+        "(the 20 ms, the proxy and the registry); medians over the tries. The variants run "
+        "in a different order each try (a Williams design: each as often at each position "
+        "and after each other one). The JSON has every try.",
         "",
         "| client | requests | x bound | rows | seconds | x reference | middle half "
-        "| tries <= 1 | CPU s | CPU ms/req | CPU x no cache | peak RSS MiB | load (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| tries <= 1 | gap ms | served ms | CPU s | CPU ms/req | CPU x no cache "
+        "| peak RSS MiB | load (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         seconds, cpu = statistics.median(r["all_seconds"]), statistics.median(r["all_cpu"])
@@ -654,12 +683,17 @@ def side_by_side_report(rows: list[dict], bound_total: int) -> list[str]:
         lines.append(
             f"| {r['name']} | {r['requests']} | {_fmt(r['requests'] / bound_total)} | "
             f"{r['rows']} | {_fmt(seconds)} | {_fmt(x_ref)} | {spread} | {no_slower} | "
+            f"{_fmt(_median(r.get('all_gap_ms')))} | {_fmt(_median(r.get('all_served_ms')))} | "
             f"{_fmt(cpu)} | {_fmt(per)} | {_fmt(ratio) if ratio else '–'} | "
             f"{r['max_rss_kib'] / 1024:.0f} | {r['load']:.2f} |")
     return lines
 
 
 # -- report ---------------------------------------------------------------------------------------
+
+def _median(values: list[float] | None) -> float | None:
+    return statistics.median(values) if values else None
+
 
 def _fmt(value: float, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):

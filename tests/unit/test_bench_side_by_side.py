@@ -29,7 +29,8 @@ def test_each_variant_runs_as_often_at_each_position_and_after_each_other(count)
 
 def _row(name, seconds, cpu=None):
     return {"name": name, "requests": 609, "rows": 270, "max_rss_kib": 140 * 1024,
-            "load": 1.0, "all_seconds": list(seconds), "all_cpu": list(cpu or [1.0] * 5)}
+            "load": 1.0, "all_seconds": list(seconds), "all_cpu": list(cpu or [1.0] * 5),
+            "all_gap_ms": [4.0, 5.0, 6.0, 4.5, 5.5], "all_served_ms": [30.0] * 5}
 
 
 def _cells(lines, start):
@@ -48,7 +49,23 @@ def test_the_report_gives_the_median_wall_ratio_its_quartiles_and_the_tries_no_s
     # wall ratios 0.9, 1.0, 1.1, 1.2, 1.5: median 1.1, quartiles 1.0 and 1.2, two <= 1
     assert _cells(lines, "| registry_insights (this checkout), cache |")[5:8] == \
         ["1.10", "1.00 to 1.20", "2 of 5"]
-    assert _cells(lines, "| registry_insights (this checkout), cache |")[10] == "1.20"
+    assert _cells(lines, "| registry_insights (this checkout), cache |")[12] == "1.20"
     assert _cells(lines, "| registry_insights (this checkout), cache=None |")[5:8] == \
         ["1.00", "1.00 to 1.00", "5 of 5"]
     assert _cells(lines, "| plain requests")[5:8] == ["1.00", "–", "–"]
+    assert _cells(lines, "| plain requests")[8:10] == ["5.00", "30.00"]  # gap, served
+
+
+def test_the_gaps_are_taken_per_connection_between_an_answer_and_the_next_request():
+    # (proxy, method, path, status, arrived, answered, connection), seconds
+    entries = [
+        ("registry", "GET", "/v2/a", 200, 1.000, 1.030, 1),
+        ("registry", "GET", "/v2/b", 200, 1.001, 1.021, 2),
+        ("registry", "GET", "/v2/c", 200, 1.034, 1.064, 1),  # 4 ms after /v2/a's answer
+        ("registry", "GET", "/v2/d", 200, 1.027, 1.047, 2),  # 6 ms after /v2/b's
+        ("token", "GET", "/token", 200, 0.900, 0.920, 1),  # another proxy: no gap with a
+        ("registry", "GET", "/v2/e", 200, None, 1.100, 1),  # never arrived: left out
+    ]
+    gap, served = bench.connection_times(entries)
+    assert round(gap, 6) == 5.0
+    assert round(served, 6) == round((30 + 20 + 30 + 20 + 20) / 5, 6)
