@@ -168,7 +168,8 @@ def connection_options(p: argparse.ArgumentParser) -> None:
                    help=f"read the password from standard input (else ${PASSWORD_ENV})")
     p.add_argument("--insecure", action="store_true", help="allow plain http to this host")
     p.add_argument("--no-cache", action="store_true", help="do not use the HTTP cache")
-    p.add_argument("--workers", type=int, default=8, help="concurrent requests (default 8)")
+    p.add_argument("--workers", type=positive, default=8,
+                   help="concurrent requests (default 8)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -192,6 +193,10 @@ def connect(args, target: Target, **kwargs):
 
     password = None
     if getattr(args, "password_stdin", False):
+        if not args.username:
+            # as docker login: a password alone names nobody (the docker config's entry
+            # would be used instead, and the password read for nothing)
+            raise UsageError(f"--password-stdin needs --username (or ${USERNAME_ENV})")
         password = sys.stdin.readline().rstrip("\r\n")
     elif os.environ.get(PASSWORD_ENV):
         password = os.environ[PASSWORD_ENV]
@@ -207,6 +212,16 @@ def count(text: str) -> int:
         value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return value
 
 

@@ -73,6 +73,24 @@ def test_usage_errors_exit_2_with_a_message(argv, capsys):
     assert "registry-insights" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("workers", ["0", "-3", "two"])
+def test_workers_must_be_a_whole_number_of_at_least_one(workers, capsys):
+    assert main(["ls", "127.0.0.1:9", "--no-cache", "--workers", workers]) == 2
+    assert f"'{workers}' is not a whole number >= 1" in capsys.readouterr().err
+
+
+def test_password_stdin_without_a_username_is_refused_before_reading_it(capsys, monkeypatch):
+    import io
+
+    monkeypatch.delenv("REGISTRY_INSIGHTS_USERNAME", raising=False)
+    stdin = io.StringIO("s3cret\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert main(["ls", "127.0.0.1:9", "--no-cache", "--password-stdin"]) == 2
+    err = capsys.readouterr().err
+    assert "--password-stdin needs --username" in err and "s3cret" not in err
+    assert stdin.tell() == 0  # not read: nothing sent anywhere
+
+
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_command_has_help_with_an_example(name, capsys):
     assert main([name, "--help"]) == 0
