@@ -63,7 +63,7 @@ from requests_cache.serializers.cattrs import CattrStage
 
 from ..settings import DEFAULTS
 from .names import DIGEST_PATTERN
-from .responses import has_secret_param
+from .responses import LeanResponse, has_secret_param
 
 log = logging.getLogger("registry_insights")
 
@@ -192,48 +192,10 @@ class Lookup(NamedTuple):
 _NOTHING = Lookup()
 
 
-def _simple_defaults() -> dict | None:
-    """What ``requests.Response()`` sets, without its cookie jar, headers and history (made
-    per response); None when requests sets anything else mutable (then the real
-    ``__init__`` runs)."""
-    template = dict(vars(requests.Response()))
-    for name in ("cookies", "headers", "history"):
-        template.pop(name, None)
-    plain = (type(None), bool, int, float, str, bytes, timedelta)
-    return template if all(isinstance(v, plain) for v in template.values()) else None
-
-
-class StoredResponse(requests.Response):
-    """A ``requests.Response`` rebuilt from the cache: built without the cookie jar that
-    ``requests.Response()`` makes for every response (a cached answer sets no cookie), which
-    is made on first use instead. A warm walk builds tens of thousands of these."""
-
-    _DEFAULTS = _simple_defaults()
-    _jar = None
-
-    def __init__(self) -> None:
-        if self._DEFAULTS is None:
-            super().__init__()
-            return
-        self.__dict__.update(self._DEFAULTS)
-        self.headers = CaseInsensitiveDict()
-        self.history = []
-
-    @property
-    def cookies(self):
-        if self._jar is None:
-            self._jar = requests.cookies.cookiejar_from_dict({})
-        return self._jar
-
-    @cookies.setter
-    def cookies(self, jar) -> None:
-        self._jar = jar
-
-
 def _content_response(url: str, value: bytes) -> requests.Response:
     """A stored content-addressed answer (``Content-Type`` line, body) as a 200 response."""
     ctype, _, body = value.partition(b"\n")
-    response = StoredResponse()
+    response = LeanResponse()
     response.status_code = 200
     response.reason = "OK"
     response._content = body
@@ -280,7 +242,7 @@ def _light_response(data) -> requests.Response | None:
         created = datetime.fromisoformat(data["created_at"])
     except (TypeError, ValueError):
         return None
-    response = StoredResponse()
+    response = LeanResponse()
     response.status_code = data["status_code"]
     response.reason = data.get("reason")
     response._content = data["_content"]

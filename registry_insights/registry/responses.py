@@ -12,9 +12,11 @@ import email.utils
 import json
 import re
 import time
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from .. import errors
 
@@ -23,6 +25,46 @@ MAX_SMALL_BODY = 64 * 1024
 #: Query parameters that carry secrets (compared in lower case): shown redacted, never cached.
 SECRET_PARAMS = frozenset({"access_token", "token", "password", "refresh_token",
                            "client_secret", "api_key", "x-api-key", "authorization"})
+
+
+def _simple_defaults() -> dict | None:
+    """What ``requests.Response()`` sets, without its cookie jar, headers and history (made
+    per response); None when requests sets anything else mutable (then the real
+    ``__init__`` runs)."""
+    template = dict(vars(requests.Response()))
+    for name in ("cookies", "headers", "history"):
+        template.pop(name, None)
+    plain = (type(None), bool, int, float, str, bytes, timedelta)
+    return template if all(isinstance(v, plain) for v in template.values()) else None
+
+
+class LeanResponse(requests.Response):
+    """A ``requests.Response`` made without the cookie jar that ``requests.Response()`` makes
+    for every response: the jar is made, empty, on first use. For answers that set no
+    cookie: those rebuilt from the HTTP cache, and network answers without ``Set-Cookie``
+    (see ``transport._CountingAdapter.build_response``). A walk makes one per request, a
+    warm one tens of thousands."""
+
+    _DEFAULTS = _simple_defaults()
+    _jar = None
+
+    def __init__(self) -> None:
+        if self._DEFAULTS is None:
+            super().__init__()
+            return
+        self.__dict__.update(self._DEFAULTS)
+        self.headers = CaseInsensitiveDict()
+        self.history = []
+
+    @property
+    def cookies(self):
+        if self._jar is None:
+            self._jar = requests.cookies.cookiejar_from_dict({})
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, jar) -> None:
+        self._jar = jar
 
 
 def has_secret_param(text: str | None) -> bool:

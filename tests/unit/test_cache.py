@@ -210,7 +210,7 @@ def test_preload_reads_in_bulk_and_serves_from_memory(tmp_path):
 def test_stored_mutable_answers_are_read_light_and_revalidated_in_full(tmp_path):
     from requests_cache import CachedResponse
 
-    from registry_insights.registry.cache import StoredResponse
+    from registry_insights.registry.responses import LeanResponse
 
     url = f"{BASE}/v2/team/app/manifests/v1"
     body = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}'
@@ -219,7 +219,7 @@ def test_stored_mutable_answers_are_read_light_and_revalidated_in_full(tmp_path)
     store(make_cache(tmp_path), url, body, headers)
     full = make_cache(tmp_path).backend.responses[make_cache(tmp_path).key("GET", url, None)]
     hit = make_cache(tmp_path).lookup("GET", url, None).hit
-    assert type(hit) is StoredResponse and hit.from_cache
+    assert type(hit) is LeanResponse and hit.from_cache
     assert (hit.status_code, hit.url, hit.content, hit.json()["schemaVersion"]) == \
         (200, url, body, 2)
     assert dict(hit.headers) == dict(full.headers)
@@ -229,7 +229,7 @@ def test_stored_mutable_answers_are_read_light_and_revalidated_in_full(tmp_path)
     assert hit.cookies is not None and len(hit.cookies) == 0  # made on first use
     bulk = make_cache(tmp_path)
     assert bulk.preload([(url, None)]) == 1
-    assert type(bulk.lookup("GET", url, None).hit) is StoredResponse
+    assert type(bulk.lookup("GET", url, None).hit) is LeanResponse
     # not fresh under a shorter window: the whole CachedResponse, for its validators
     time.sleep(0.01)
     stale = HttpCache(tmp_path, BASE, "anonymous", freshness=0.001).lookup("GET", url, None)
@@ -258,10 +258,11 @@ def test_a_row_the_light_reader_does_not_know_is_read_the_full_way(tmp_path):
 def test_stored_responses_pickle_and_take_cookies():
     import pickle
 
-    from registry_insights.registry.cache import StoredResponse, _content_response
+    from registry_insights.registry.cache import _content_response
+    from registry_insights.registry.responses import LeanResponse
 
     response = _content_response(f"{BASE}/v2/a/blobs/{DIGEST}", b"application/json\n[1]")
-    assert isinstance(response, StoredResponse) and response.json() == [1]
+    assert isinstance(response, LeanResponse) and response.json() == [1]
     copy = pickle.loads(pickle.dumps(response))
     assert (copy.status_code, copy.content, copy.headers["Content-Type"]) == \
         (200, b"[1]", "application/json")
