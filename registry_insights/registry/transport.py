@@ -67,6 +67,9 @@ RETRY_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
 #: validated to this alphabet before they reach a path).
 _PLAIN_PATH = re.compile(r"/v2/(?:[A-Za-z0-9_:-][A-Za-z0-9._:-]*/)*[A-Za-z0-9_:-][A-Za-z0-9._:-]*"
                          r"(?:\?[A-Za-z0-9._~=&:-]*)?\Z")
+#: What the names of rate-limit headers start with (lower case): ``RateLimit-Remaining``,
+#: ``X-RateLimit-Limit`` ...
+_RATE_LIMIT = ("ratelimit", "x-ratelimit")
 #: Methods sent through :meth:`Transport._prepared` when they carry no body.
 _LEAN_METHODS = frozenset({"GET", "HEAD"})
 
@@ -121,6 +124,8 @@ class _CountingAdapter(HTTPAdapter):
       looked up anew, and :meth:`close` forgets them all;
     - a pool's certificate settings are made once per (``verify``, ``cert``), not checked
       on disk for each request;
+    - without a proxy the request line's target is the URL's path and query, as requests
+      makes it, without first asking which proxy applies;
     - an answer that sets no cookie is a :class:`~.responses.LeanResponse` (its empty
       cookie jar made on first use); one with ``Set-Cookie`` is built by requests as before.
     """
@@ -156,6 +161,11 @@ class _CountingAdapter(HTTPAdapter):
     def close(self) -> None:
         self._pools.clear()
         super().close()
+
+    def request_url(self, request, proxies):
+        if proxies:
+            return super().request_url(request, proxies)
+        return request.path_url
 
     def cert_verify(self, conn, url, verify, cert):
         settings = (url.partition("://")[0].lower(), verify, cert)
@@ -276,8 +286,10 @@ class Transport:
                      (time.monotonic() - started) * 1000, source)
 
     def _note_rate_limit(self, headers) -> None:
-        limits = {k: v for k, v in headers.items()
-                  if k.lower().startswith(("ratelimit", "x-ratelimit"))}
+        lowered = getattr(headers, "lower_items", None)  # requests' headers: names lowered
+        if lowered is not None and not any(k.startswith(_RATE_LIMIT) for k, _ in lowered()):
+            return  # the usual answer: none (no name lowered again, no value looked up)
+        limits = {k: v for k, v in headers.items() if k.lower().startswith(_RATE_LIMIT)}
         if limits:
             self.rate_limit = limits
 

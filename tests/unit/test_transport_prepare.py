@@ -180,3 +180,33 @@ def test_a_pool_s_certificate_settings_are_made_once(monkeypatch, tmp_path):
     assert pool.cert_reqs == "CERT_NONE" and pool.ca_certs is None
     with pytest.raises(OSError, match="invalid path"):
         adapter.cert_verify(pool, request.url, str(tmp_path / "gone.pem"), None)
+
+
+@pytest.mark.parametrize("url", [
+    f"{BASE}/v2/team/app/manifests/v1",
+    f"{BASE}/v2/team/app/tags/list?n=100&last=v1.0",
+    f"{BASE}/v2/",
+    "https://storage.example.com/b/x?X-Amz-Signature=abc&X-Amz-Expires=60",
+])
+def test_the_request_target_is_the_one_requests_makes(url):
+    from requests.adapters import HTTPAdapter
+
+    t = transport()
+    request = reference(t, "GET", url)
+    for proxies in ({}, {"https": "http://proxy.example.com:3128"},
+                    {"http": "http://proxy.example.com:3128"}):
+        assert _adapter(t).request_url(request, proxies) == \
+            HTTPAdapter().request_url(request, proxies)
+
+
+def test_rate_limit_headers_are_kept_as_the_registry_named_them():
+    t = transport()
+    t._note_rate_limit(requests.structures.CaseInsensitiveDict({"Content-Type": "x"}))
+    assert t.rate_limit == {}
+    t._note_rate_limit(requests.structures.CaseInsensitiveDict(
+        {"RateLimit-Remaining": "7", "x-ratelimit-limit": "100", "Date": "d"}))
+    assert t.rate_limit == {"RateLimit-Remaining": "7", "x-ratelimit-limit": "100"}
+    t._note_rate_limit({"X-RateLimit-Reset": "60"})  # urllib3's or a plain dict: the same
+    assert t.rate_limit == {"X-RateLimit-Reset": "60"}
+    t._note_rate_limit(requests.structures.CaseInsensitiveDict({"Date": "d"}))
+    assert t.rate_limit == {"X-RateLimit-Reset": "60"}  # the last seen stays
