@@ -24,7 +24,8 @@ Only 200 answers to GET and HEAD are stored.
 Cost: one lookup per request, straight in the store (no caching session in between: the
 transport sends with a plain ``requests`` session and hands the answer to
 :meth:`HttpCache.settle`); content-addressed answers are stored as bytes in a table of their
-own, without the HTTP expiry metadata they never need; writes go behind, in batches of
+own, without the HTTP expiry metadata they never need, and mutable answers as one line of
+metadata and their body in another (:func:`_answer_row`); writes go behind, in batches of
 :data:`BATCH_SIZE` per transaction; :meth:`HttpCache.preload` reads the answers a walk will
 need in bulk.
 
@@ -45,12 +46,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -59,7 +61,6 @@ from requests.structures import CaseInsensitiveDict
 from requests_cache import DEFAULT_IGNORED_PARAMS, CachedResponse, SQLiteCache
 from requests_cache.backends import BaseCache, SQLiteDict
 from requests_cache.policy import utcnow
-from requests_cache.serializers.cattrs import CattrStage
 
 from ..settings import DEFAULTS
 from .names import DIGEST_PATTERN
@@ -207,51 +208,49 @@ def _content_response(url: str, value: bytes) -> requests.Response:
     return response
 
 
-#: The fields of requests-cache's unstructured ``CachedResponse`` that :func:`_light_response`
-#: reads; a row without them is read the full way.
-_LIGHT_FIELDS = frozenset({"_content", "status_code", "url", "headers", "created_at"})
+#: Response headers never stored with a mutable answer (besides :data:`_SECRET_NAMES`): a
+#: stored answer sets no cookie.
+_UNSTORED_HEADERS = _SECRET_NAMES | {"set-cookie", "set-cookie2"}
 
 
-def _light_reader(store):
-    """For a requests-cache store whose serializer is cattrs then other stages (its default
-    ``pickle`` pipeline among them): ``(read, structure)``: ``read`` turns a row's value into
-    the unstructured dict (every stage but cattrs), ``structure`` that dict into a
-    ``CachedResponse`` (the cattrs stage). None for any other serializer."""
-    stages = getattr(getattr(store, "serializer", None), "stages", None)
-    if not stages or len(stages) < 2 or not isinstance(stages[0], CattrStage):
-        return None
-    rest = stages[1:]
+def _answer_row(response, created_at: datetime, expires: datetime | None) -> bytes:
+    """A mutable answer (catalog or tag list page, manifest by tag) as a row of the
+    ``answers`` table: one line of JSON (status, URL, reason, encoding, the response's
+    headers but those of :data:`_UNSTORED_HEADERS`, when it was stored and until when it
+    is fresh, as POSIX seconds), then the body. No request header is kept: nothing of
+    ``Authorization`` reaches the disk."""
+    meta = {
+        "status": response.status_code, "url": response.url, "reason": response.reason,
+        "encoding": response.encoding,
+        "headers": [[k, v] for k, v in response.headers.items()
+                    if k.lower() not in _UNSTORED_HEADERS],
+        "created": created_at.timestamp(),
+        "expires": None if expires is None else expires.timestamp(),
+    }
+    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + response.content
 
-    def read(value):
-        for stage in reversed(rest):
-            value = stage.loads(value)
-        return value
-    return read, stages[0].loads
 
-
-def _light_response(data) -> requests.Response | None:
-    """A stored answer as a plain ``requests.Response`` built from requests-cache's
-    unstructured form (what its cattrs stage would turn into a ``CachedResponse``): the
-    status, URL, headers, body and ``created_at`` the walk reads, without the cattrs and
-    attrs machinery that costs more than the rest of a warm walk. None when the row does
-    not have that shape (read it the full way)."""
-    if not isinstance(data, dict) or not _LIGHT_FIELDS <= data.keys() \
-            or not isinstance(data["_content"], bytes) or "_decoded_content" in data:
-        return None
-    try:
-        created = datetime.fromisoformat(data["created_at"])
-    except (TypeError, ValueError):
-        return None
+def _answer_response(value: bytes) -> requests.Response:
+    """A row of :func:`_answer_row` as a :class:`~.responses.LeanResponse` with
+    ``from_cache`` True and ``created_at`` / ``expires`` (aware UTC datetimes, as
+    requests-cache's ``CachedResponse`` has them). Raises ValueError (a corrupt row)."""
+    line, newline, body = value.partition(b"\n")
+    meta = json.loads(line) if newline else None
+    if not isinstance(meta, dict):
+        raise ValueError("not an answer row")
     response = LeanResponse()
-    response.status_code = data["status_code"]
-    response.reason = data.get("reason")
-    response._content = data["_content"]
+    response.status_code = int(meta["status"])
+    response.reason = meta.get("reason")
+    response._content = body
     response._content_consumed = True
-    response.url = data["url"]
-    response.headers = CaseInsensitiveDict(data["headers"])
-    response.encoding = data.get("encoding")
+    response.url = meta["url"]
+    response.headers = CaseInsensitiveDict(meta["headers"])
+    response.encoding = meta.get("encoding")
     response.from_cache = True
-    response.created_at = created
+    response.created_at = datetime.fromtimestamp(float(meta["created"]), timezone.utc)
+    expires = meta.get("expires")
+    response.expires = None if expires is None \
+        else datetime.fromtimestamp(float(expires), timezone.utc)
     return response
 
 
@@ -272,11 +271,15 @@ class HttpCache:
     freshness : float
         Seconds a mutable answer (catalog, tag list, manifest by tag) is served unasked.
 
-    The store is requests-cache's: mutable answers are its ``CachedResponse`` (with their
-    validators) in the ``responses`` table; content-addressed answers (manifests by digest,
-    configs) are their bytes and ``Content-Type`` in a ``content`` table of the same SQLite
-    file (a requests-cache ``SQLiteDict`` without serializer): they never expire and need
-    none of the HTTP metadata. Answers are written behind, :data:`BATCH_SIZE` per
+    The store is requests-cache's SQLite file, two tables of ``SQLiteDict`` without
+    serializer: mutable answers (catalog and tag list pages, manifests by tag) in
+    ``answers``, each its status, URL, response headers (validators included), times and
+    body (:func:`_answer_row`: requests-cache's ``CachedResponse`` cost a fifth of a cold
+    walk's CPU to build and serialise, and the policy here never used the rest of it);
+    content-addressed answers (manifests by digest, configs) in ``content``, their bytes and
+    ``Content-Type``: they never expire and need none of the HTTP metadata. A
+    requests-cache backend passed in keeps ``CachedResponse`` objects in its ``responses``,
+    the content-addressed ones among them. Answers are written behind, :data:`BATCH_SIZE` per
     transaction, and read back from memory until then; :meth:`flush` (also at
     :meth:`close`) writes what is pending. ``session`` is the plain ``requests.Session`` the
     transport sends with: the lookups here replace a caching session's own.
@@ -293,9 +296,14 @@ class HttpCache:
         self._preloaded: dict[tuple[str, str], Any] = {}
         self._cold = False
         self._flushed: set[tuple[str, str]] = set()  # written while cold: in the store
-        self._light = None
         self.session = requests.Session()
         self.content: SQLiteDict | None = None
+        #: where mutable answers go: the ``answers`` table (rows of _answer_row), or a
+        #: backend passed in's ``responses`` (CachedResponse objects)
+        self.answers = None
+        #: a SQLite store's ``responses`` table, where versions before the ``answers`` table
+        #: kept mutable answers (CachedResponse): still read, and dropped with the others
+        self._legacy = None
         if cache is None:
             self.backend: BaseCache | None = None
             return
@@ -317,12 +325,13 @@ class HttpCache:
                 self.backend = None
                 return
         self.backend = backend
-        #: reads a stored mutable answer without cattrs (see _light_response), or None
-        self._light = _light_reader(backend.responses) \
-            if isinstance(backend, SQLiteCache) else None
+        self.answers = backend.responses
         if isinstance(backend, SQLiteCache):
             self.content = SQLiteDict(backend.responses.db_path, table_name="content",
                                       serializer=None, wal=True)
+            self.answers = SQLiteDict(backend.responses.db_path, table_name="answers",
+                                      serializer=None, wal=True)
+            self._legacy = backend.responses
 
     @property
     def enabled(self) -> bool:
@@ -363,9 +372,8 @@ class HttpCache:
         return time.time() - response.created_at.timestamp() < self.freshness
 
     def _stored(self, table: str, key: str):
-        """The stored value: content bytes, or a mutable answer (a light ``requests.Response``
-        read from the row, see :func:`_light_response`, else requests-cache's
-        ``CachedResponse``); pending writes first."""
+        """The stored value: content bytes, or a mutable answer (:func:`_answer_response` of
+        the row, or a backend passed in's ``CachedResponse``); pending writes first."""
         slot = (table, key)
         with self._lock:
             for held in (self._preloaded, self._pending, self._writing):
@@ -378,13 +386,17 @@ class HttpCache:
     def _read_row(self, table: str, key: str):
         if table == "content":
             return self.content[key]
-        if self._light is None:
-            return self.backend.responses[key]
-        store = self.backend.responses
-        with store.connection() as con:
-            row = con.execute(f"SELECT value FROM {store.table_name} WHERE key = ?",
-                              (key,)).fetchone()
-        return None if row is None else self._decode(key, row[0])
+        try:
+            return self._decode(self.answers[key])
+        except KeyError:
+            if self._legacy is None:
+                raise
+            return self._legacy[key]  # written by an earlier version: a CachedResponse
+
+    def _decode(self, value):
+        """A mutable answer as stored (a row's bytes, or a backend's ``CachedResponse``) as
+        the response to hand on."""
+        return _answer_response(value) if isinstance(value, bytes) else value
 
     @staticmethod
     def _guarded(key: str, read):
@@ -422,31 +434,11 @@ class HttpCache:
             return Lookup(key=key, content=content)
         if content:
             return Lookup(hit=_content_response(url, stored), key=key, content=True)
+        if isinstance(stored, bytes):  # pending: as it will be written
+            stored = _answer_response(stored)
         if self._fresh(stored, found[1]):
             return Lookup(hit=stored, key=key)
-        if not isinstance(stored, CachedResponse):  # a light read: renewal needs the whole
-            stored = self._full(key)
-            if stored is None:
-                return Lookup(key=key, content=content)
         return Lookup(key=key, stale=stored)
-
-    def _decode(self, key: str, value):
-        """A row of the mutable answers' table: fresh, a light ``requests.Response``
-        (:func:`_light_response`); not fresh (to be revalidated and renewed), requests-cache's
-        ``CachedResponse`` structured from the same unstructured dict (read once)."""
-        read, structure = self._light
-        data = read(value)
-        light = _light_response(data)
-        if light is not None and self._fresh(light, MUTABLE):
-            return light
-        full = structure(data)
-        full.cache_key = key  # as requests-cache's own deserialize does
-        return full
-
-    def _full(self, key: str):
-        """A stored mutable answer as requests-cache's ``CachedResponse`` (None: gone or
-        unreadable)."""
-        return self._guarded(key, lambda: self.backend.responses[key])
 
     def preload(self, requests_: list[tuple[str, str | None]]) -> int:
         """Read the stored answers of many GETs ``(url, accept)`` in bulk (one query per
@@ -462,25 +454,38 @@ class HttpCache:
                 wanted["content" if content else "responses"].append(key)
         got = {}
         for table, keys in wanted.items():
-            store = self.content if table == "content" else self.backend.responses
-            if not isinstance(store, SQLiteDict) or not keys:
-                continue
-            for i in range(0, len(keys), 500):
-                chunk = keys[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                with store.connection() as con:
-                    rows = con.execute(f"SELECT key, value FROM {store.table_name} "
-                                       f"WHERE key IN ({marks})", chunk).fetchall()
-                light = self._light is not None and table == "responses"
-                for key, value in rows:
-                    try:
-                        got[(table, key)] = self._decode(key, value) if light else \
-                            store.deserialize(key, value)
-                    except Exception:  # corrupt: a miss
-                        continue
+            if table == "content":
+                got.update(self._read_many(self.content, table, keys, lambda v, k: v))
+            else:
+                got.update(self._read_many(self.answers, table, keys,
+                                           lambda v, k: _answer_response(v)))
+        if self._legacy is not None:  # rows an earlier version wrote: requests-cache's
+            left = [k for k in wanted["responses"] if ("responses", k) not in got]
+            got.update(self._read_many(self._legacy, "responses", left,
+                                       lambda v, k: self._legacy.deserialize(k, v)))
         with self._lock:
             self._preloaded.update(got)
         return len(got)
+
+    @staticmethod
+    def _read_many(store, table: str, keys: list[str], decode) -> dict:
+        """``{(table, key): decode(value, key)}`` of the ``keys`` found in a SQLite
+        ``store``, 500 per query; a corrupt row is left out (a miss)."""
+        got = {}
+        if not isinstance(store, SQLiteDict) or not keys:
+            return got
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            with store.connection() as con:
+                rows = con.execute(f"SELECT key, value FROM {store.table_name} "
+                                   f"WHERE key IN ({marks})", chunk).fetchall()
+            for key, value in rows:
+                try:
+                    got[(table, key)] = decode(value, key)
+                except Exception:  # corrupt: a miss
+                    continue
+        return got
 
     def holds_no_content(self) -> bool:
         """True when no content-addressed answer (a manifest by digest, a config) is stored
@@ -528,7 +533,8 @@ class HttpCache:
             renewed.expires = renewed.created_at + timedelta(seconds=max(self.freshness, 1))
             renewed.revalidated = True
             response.close()
-            self._queue("responses", found.key, renewed)
+            self._queue("responses", found.key,
+                        self._stored_form(renewed, renewed.created_at, renewed.expires))
             return renewed
         if response.status_code != 200:
             return response
@@ -541,11 +547,20 @@ class HttpCache:
             # (a page with a secret in its URL or in the next page's URL is not kept: without
             # its Link a stored page would end the list early. Content-addressed answers keep
             # no URL or header, so a signed storage redirect does not matter there.)
+            now = utcnow()
             expires = None if classify(self.base_url, response.url or "") is None else \
-                utcnow() + timedelta(seconds=max(self.freshness, 1))
-            stored = CachedResponse.from_response(response, expires=expires)
-            self._queue("responses", found.key, _without_secrets(stored))
+                now + timedelta(seconds=max(self.freshness, 1))
+            self._queue("responses", found.key, self._stored_form(response, now, expires))
         return response
+
+    def _stored_form(self, response, created_at: datetime, expires: datetime | None):
+        """What the store keeps of a mutable answer: the row of :func:`_answer_row`, or for
+        a backend passed in, requests-cache's ``CachedResponse`` without secret headers."""
+        if isinstance(self.answers, SQLiteDict):
+            return _answer_row(response, created_at, expires)
+        if isinstance(response, CachedResponse):
+            return _without_secrets(response)
+        return _without_secrets(CachedResponse.from_response(response, expires=expires))
 
     def _queue(self, table: str, key: str, value) -> None:
         with self._lock:
@@ -574,7 +589,7 @@ class HttpCache:
     def _write(self, batch: dict) -> None:
         content = [(k, v) for (t, k), v in batch.items() if t == "content"]
         responses = [(k, v) for (t, k), v in batch.items() if t == "responses"]
-        for store, items in ((self.content, content), (self.backend.responses, responses)):
+        for store, items in ((self.content, content), (self.answers, responses)):
             if not items:
                 continue
             if isinstance(store, SQLiteDict):
@@ -595,9 +610,10 @@ class HttpCache:
                     self._pending.pop((table, k), None)
                     self._preloaded.pop((table, k), None)
         for table, keys in keys_by_table.items():
-            store = self.content if table == "content" else self.backend.responses
-            if keys and store is not None:
-                store.bulk_delete(keys)
+            stores = [self.content] if table == "content" else [self.answers, self._legacy]
+            for store in stores:
+                if keys and store is not None:
+                    store.bulk_delete(keys)
 
     def invalidate(self, repository: str, references: tuple[str, ...] | list[str] = ()) -> int:
         """Drop what a change in ``repository`` made stale: every page of its tag list, every
@@ -612,8 +628,10 @@ class HttpCache:
                      for m in ("GET", "HEAD")]
         exact = {f"GET manifest {repository} {r}" for r in references}
         with self._flush_lock:
-            drop = {"responses": [k for k in list(self.backend.responses.keys())
-                                  if k.startswith(tuple(prefixes))]}
+            stored = set(self.answers.keys())
+            if self._legacy is not None:
+                stored.update(self._legacy.keys())
+            drop = {"responses": sorted(k for k in stored if k.startswith(tuple(prefixes)))}
             if self.content is not None:
                 # exact keys, looked up one by one: no scan of the table
                 drop["content"] = [k for k in sorted(exact) if k in self.content]

@@ -62,9 +62,9 @@ def test_corrupt_mutable_row_is_a_miss(anonymous_registry, fleet, tmp_path):
     broken = 0
     for db in _rows(tmp_path):
         with sqlite3.connect(db) as con:
-            if con.execute("SELECT name FROM sqlite_master WHERE name='responses'").fetchone():
-                broken += con.execute("UPDATE responses SET value = ?",
-                                      (b"not a pickle",)).rowcount
+            if con.execute("SELECT name FROM sqlite_master WHERE name='answers'").fetchone():
+                broken += con.execute("UPDATE answers SET value = ?",
+                                      (b"not an answer row",)).rowcount
     assert broken >= 3
     with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:
         assert sorted(client.tags(repo)) == sorted(_expected(fleet, repo))
@@ -547,13 +547,13 @@ def test_tampered_light_row_is_evicted_and_fetched_again(anonymous_registry, fle
     with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:
         good = client.tag_details(image.repository, image.tag)
         client.cache.flush()
-        store = client.cache.backend.responses
+        store = client.cache.answers
         keys = [k for k in store.keys() if k.startswith("GET manifest brk/r0 v0 ")]
         assert len(keys) == 1
         held = store[keys[0]]
-        held._content = held._content.replace(b'"schemaVersion"', b'"schemaversion"')
-        assert held._content != good.manifest.raw
-        store[keys[0]] = held
+        tampered = held.replace(b'"schemaVersion"', b'"schemaversion"')
+        assert tampered != held and good.manifest.raw in held
+        store[keys[0]] = tampered
     with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:
         again = client.tag_details(image.repository, image.tag)
         assert client.request_counts["manifest"] == 1  # the tampered answer asked again

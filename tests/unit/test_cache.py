@@ -4,10 +4,12 @@ freshness against the current window, invalidation of every page, identity label
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 from requests_cache import SQLiteCache
+from requests_cache.policy import utcnow
 
 from registry_insights.registry.cache import (
     BATCH_SIZE,
@@ -85,7 +87,7 @@ def test_invalidate_drops_every_page_of_a_tag_list_and_every_catalog(tmp_path):
     for url in urls:
         store(cache, url)
     assert cache.invalidate("team/app", ["old"]) == 5
-    keys = set(cache.backend.responses.keys()) | set(cache.content.keys())
+    keys = set(cache.answers.keys()) | set(cache.content.keys())
     left = {cache.key("GET", u, None) for u in urls} & keys
     assert left == {cache.key("GET", u, None) for u in urls[5:]}
 
@@ -154,7 +156,7 @@ def test_content_addressed_answers_are_bytes_without_http_metadata(tmp_path):
     assert (hit.status_code, hit.content, hit.headers["Content-Type"]) == \
         (200, b'{"schemaVersion": 2}', "application/x.test")
     assert hit.from_cache
-    assert len(cache.backend.responses) == 0  # nothing in requests-cache's HTTP table
+    assert len(cache.answers) == 0 and len(cache.backend.responses) == 0  # nor elsewhere
 
 
 @pytest.mark.parametrize("query", ["", "?n=100&last=a"])
@@ -162,9 +164,10 @@ def test_mutable_answers_are_stored_without_secrets(tmp_path, query):
     cache = make_cache(tmp_path)
     url = f"{BASE}/v2/team/app/tags/list{query}"
     store(cache, url, headers={"X-API-KEY": "s3cr3t", "Content-Type": "application/json"})
-    held = cache.backend.responses[cache.key("GET", url, None)]
-    assert "Authorization" not in held.request.headers and "X-API-KEY" not in held.headers
-    assert held.headers["Content-Type"] == "application/json"
+    row = cache.answers[cache.key("GET", url, None)]
+    assert b"Authorization" not in row and b"Bearer" not in row  # no request header at all
+    held = make_cache(tmp_path).lookup("GET", url, None).hit
+    assert "X-API-KEY" not in held.headers and held.headers["Content-Type"] == "application/json"
     for path in tmp_path.glob("*.sqlite*"):
         assert b"s3cr3t" not in path.read_bytes()
 
@@ -207,52 +210,75 @@ def test_preload_reads_in_bulk_and_serves_from_memory(tmp_path):
     assert fresh.lookup("GET", urls[1], None).hit is None
 
 
-def test_stored_mutable_answers_are_read_light_and_revalidated_in_full(tmp_path):
-    from requests_cache import CachedResponse
-
+def test_stored_mutable_answers_are_lean_responses_revalidated_by_their_validators(tmp_path):
     from registry_insights.registry.responses import LeanResponse
 
     url = f"{BASE}/v2/team/app/manifests/v1"
     body = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}'
     headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json", "ETag": '"e1"',
-               "Docker-Content-Digest": DIGEST, "Link": '</v2/x?n=1>; rel="next"'}
+               "Docker-Content-Digest": DIGEST, "Link": '</v2/x?n=1>; rel="next"',
+               "Set-Cookie": "lb=node-7; Path=/"}
+    before = utcnow()
     store(make_cache(tmp_path), url, body, headers)
-    full = make_cache(tmp_path).backend.responses[make_cache(tmp_path).key("GET", url, None)]
     hit = make_cache(tmp_path).lookup("GET", url, None).hit
     assert type(hit) is LeanResponse and hit.from_cache
     assert (hit.status_code, hit.url, hit.content, hit.json()["schemaVersion"]) == \
         (200, url, body, 2)
-    assert dict(hit.headers) == dict(full.headers)
+    assert dict(hit.headers) == {k: v for k, v in headers.items() if k != "Set-Cookie"}
+    assert list(hit.headers) == ["Content-Type", "ETag", "Docker-Content-Digest", "Link"]
     assert hit.headers["docker-content-digest"] == DIGEST  # case-insensitive
     assert hit.links["next"]["url"] == "/v2/x?n=1"
-    assert hit.created_at == full.created_at and hit.created_at.tzinfo is not None
+    assert before <= hit.created_at <= utcnow() and hit.created_at.tzinfo is not None
+    assert hit.expires - hit.created_at == timedelta(seconds=60)
     assert hit.cookies is not None and len(hit.cookies) == 0  # made on first use
     bulk = make_cache(tmp_path)
     assert bulk.preload([(url, None)]) == 1
     assert type(bulk.lookup("GET", url, None).hit) is LeanResponse
-    # not fresh under a shorter window: the whole CachedResponse, for its validators
+    # not fresh under a shorter window: to be revalidated with its validator
     time.sleep(0.01)
-    stale = HttpCache(tmp_path, BASE, "anonymous", freshness=0.001).lookup("GET", url, None)
-    assert stale.hit is None and isinstance(stale.stale, CachedResponse)
+    strict = HttpCache(tmp_path, BASE, "anonymous", freshness=0.001)
+    stale = strict.lookup("GET", url, None)
+    assert stale.hit is None and stale.stale.content == body
     assert stale.validators == {"If-None-Match": '"e1"'}
+    # a 304: the stored answer, renewed, and stored renewed
+    from urllib3 import HTTPResponse
+
+    not_modified = requests.Response()
+    not_modified.status_code = 304
+    not_modified.raw = HTTPResponse(body=b"", status=304, request_url=url)
+    renewed = strict.settle(stale, not_modified)
+    assert renewed.content == body and renewed.revalidated and renewed.created_at > hit.created_at
+    strict.flush()
+    again = make_cache(tmp_path).lookup("GET", url, None).hit
+    assert again.created_at == renewed.created_at and again.content == body
 
 
-def test_a_row_the_light_reader_does_not_know_is_read_the_full_way(tmp_path):
-    from registry_insights.registry.cache import _light_response
+def test_a_corrupt_answer_row_is_a_miss(tmp_path):
+    url = f"{BASE}/v2/team/app/tags/list"
+    cache = make_cache(tmp_path)
+    store(cache, url, b'{"tags": ["a"]}')
+    key = cache.key("GET", url, None)
+    for bad in (b"not json\n{}", b"no newline", b'["a list"]\n{}', b'{"status": 200}\n{}'):
+        cache.answers[key] = bad
+        fresh = make_cache(tmp_path)
+        assert fresh.lookup("GET", url, None).hit is None
+        assert fresh.preload([(url, None)]) == 0
 
-    assert _light_response({"status_code": 200}) is None  # fields missing
-    assert _light_response({"_content": b"x", "status_code": 200, "url": "u", "headers": {},
-                            "created_at": "not a time"}) is None
-    assert _light_response({"_decoded_content": {}, "_content": b"", "status_code": 200,
-                            "url": "u", "headers": {}, "created_at": "2026-01-01T00:00:00+00:00"
-                            }) is None
-    # a store with another serializer has no light reader: CachedResponse as before
-    backend = SQLiteCache(str(tmp_path / "json.sqlite"), serializer="json")
+
+def test_a_backend_passed_in_keeps_requests_cache_s_own_responses(tmp_path):
+    from requests_cache import BaseCache, CachedResponse
+
+    backend = BaseCache()  # in memory: neither SQLite table of ours
     cache = HttpCache(backend, BASE, "anonymous")
     url = f"{BASE}/v2/team/app/tags/list"
-    store(cache, url, b'{"tags": ["a"]}')
+    store(cache, url, b'{"tags": ["a"]}', {"X-API-KEY": "s3cr3t", "ETag": '"t"'})
+    held = backend.responses[cache.key("GET", url, None)]
+    assert isinstance(held, CachedResponse)
+    assert "Authorization" not in held.request.headers and "X-API-KEY" not in held.headers
     hit = HttpCache(backend, BASE, "anonymous").lookup("GET", url, None).hit
     assert hit.json() == {"tags": ["a"]} and hit.from_cache
+    stale = HttpCache(backend, BASE, "anonymous", freshness=0).lookup("GET", url, None)
+    assert stale.validators == {"If-None-Match": '"t"'}
 
 
 def test_stored_responses_pickle_and_take_cookies():
@@ -336,3 +362,28 @@ def test_holds_no_content_until_a_content_addressed_answer_is_kept(tmp_path):
 
     # another kind keeps content among the other answers: no cheap way to tell, so no
     assert not HttpCache(BaseCache(), BASE, "anonymous").holds_no_content()
+
+
+def test_answers_an_earlier_version_kept_are_read_and_dropped_with_the_others(tmp_path):
+    """Before the ``answers`` table, mutable answers were requests-cache's ``CachedResponse``
+    rows in its ``responses`` table: still served (one by one and in bulk), and gone after
+    an invalidation like the new rows (a tag deleted must not be listed from them)."""
+    from requests_cache import CachedResponse
+    from urllib3 import HTTPResponse
+
+    cache = make_cache(tmp_path)
+    url = f"{BASE}/v2/team/app/tags/list"
+    response = requests.Response()
+    response.status_code, response._content, response.url = 200, b'{"tags": ["old"]}', url
+    response.raw = HTTPResponse(body=b"", status=200, request_url=url)
+    response.request = requests.Request("GET", url).prepare()
+    key = cache.key("GET", url, None)
+    cache.backend.responses[key] = CachedResponse.from_response(response)
+    assert len(cache.answers) == 0
+    assert make_cache(tmp_path).lookup("GET", url, None).hit.json() == {"tags": ["old"]}
+    bulk = make_cache(tmp_path)
+    assert bulk.preload([(url, None)]) == 1
+    assert bulk.lookup("GET", url, None).hit.json() == {"tags": ["old"]}
+    assert make_cache(tmp_path).invalidate("team/app") == 1
+    assert make_cache(tmp_path).lookup("GET", url, None).hit is None
+    assert key not in cache.backend.responses
