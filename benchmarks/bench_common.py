@@ -16,8 +16,9 @@ def source_version(with_hash: bool = True) -> str:
     text = f"`{package}`"
     if with_hash:
         digest = hashlib.sha256()
-        for path in sorted(package.glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        for path in sorted(package.rglob("*.py")):  # subpackages too
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0"
+                          + path.read_bytes())
         text += f", sources sha256 {digest.hexdigest()[:12]}"
     try:
         commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],

@@ -235,7 +235,7 @@ def _answer_response(value: bytes) -> requests.Response:
     ``from_cache`` True and ``created_at`` / ``expires`` (aware UTC datetimes, as
     requests-cache's ``CachedResponse`` has them). Raises ValueError (a corrupt row)."""
     line, newline, body = value.partition(b"\n")
-    meta = json.loads(line) if newline else None
+    meta = json.loads(line.decode()) if newline else None  # str: json skips guessing
     if not isinstance(meta, dict):
         raise ValueError("not an answer row")
     response = LeanResponse()
