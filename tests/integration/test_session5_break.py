@@ -382,3 +382,31 @@ def test_ca_bundle_then_verify_false_on_one_host(tls_front, fleet, tmp_path):
         assert sorted(client.tags(repo)) == sorted(_want(fleet, repo))
     with ri.RegistryClient(url, cache=None, verify=str(bundle)) as client:
         assert sorted(client.tags(repo)) == sorted(_want(fleet, repo))
+
+
+def test_previous_and_this_version_share_one_cache_at_once(anonymous_registry, fleet,
+                                                           previous_code, tmp_path):
+    repos = ["s5b/r0", "s5b/r1"]
+    want = sorted({(i.repository, i.tag, i.digest) for i in fleet})
+    cache = tmp_path / "c"
+    code = ("import sys, registry_insights as ri\n"
+            f"assert ri.__file__.startswith({str(previous_code)!r})\n"
+            "for _ in range(4):\n"
+            f"    c = ri.RegistryClient({anonymous_registry.url!r}, cache={str(cache)!r},"
+            " freshness=0)\n"
+            f"    inv = ri.fetch_inventory(c, {repos!r}, progress=False)\n"
+            "    c.close()\n"
+            "    print(sorted((d.repository, d.tag, d.digest) for d in inv.details))\n")
+    old = subprocess.Popen([sys.executable, "-c", code], cwd=previous_code, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(previous_code)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for freshness in (0, 0, 60, 0):
+            with client_for(anonymous_registry.url, anonymous_registry, cache=cache,
+                            freshness=freshness) as client:
+                inv = ri.fetch_inventory(client, repos, progress=False)
+                assert sorted((d.repository, d.tag, d.digest) for d in inv.details) == want
+    finally:
+        out, err = old.communicate(timeout=120)
+    assert old.returncode == 0, err[-3000:]
+    assert out.splitlines() == [str(want)] * 4
