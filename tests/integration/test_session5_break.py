@@ -372,6 +372,7 @@ def tls_front(anonymous_registry, tmp_path_factory):
         proxy.stop()
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_ca_bundle_then_verify_false_on_one_host(tls_front, fleet, tmp_path):
     url, bundle, proxy = tls_front
     repo = "s5b/r0"
@@ -410,3 +411,44 @@ def test_previous_and_this_version_share_one_cache_at_once(anonymous_registry, f
         out, err = old.communicate(timeout=120)
     assert old.returncode == 0, err[-3000:]
     assert out.splitlines() == [str(want)] * 4
+
+
+def test_walk_over_two_processes_fills_the_answers_table_for_a_warm_walk(
+        anonymous_registry, fleet, tmp_path):
+    repos = ["s5b/r0", "s5b/r1"]
+    want = {(i.repository, i.tag): i.digest for i in fleet}
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        with client_for(proxy.url, anonymous_registry, cache=tmp_path) as client:
+            inv = ri.fetch_inventory(client, repos, progress=False, max_processes=2)
+            assert {(d.repository, d.tag): d.digest for d in inv.details} == want
+        assert _tables(tmp_path)["answers"] >= len(want)
+        sent = len(proxy.log)
+        with client_for(proxy.url, anonymous_registry, cache=tmp_path) as client:
+            inv = ri.fetch_inventory(client, repos, progress=False, max_processes=2)
+            assert {(d.repository, d.tag): d.digest for d in inv.details} == want
+        assert proxy.log[sent:] == []
+
+
+def test_rate_limit_headers_of_retried_and_served_answers_are_kept(anonymous_registry, fleet):
+    repo = "s5b/r1"
+    refused = []
+    with RewritingProxy(anonymous_registry.url) as proxy:
+        def once(request):
+            if "/manifests/" in request.path and not refused:
+                refused.append(request.path)
+                return Reply(429, [("Retry-After", "0"), ("X-RateLimit-Remaining", "0"),
+                                   ("Content-Type", "text/plain")], b"slow down")
+            return None
+
+        def label(request, reply):
+            if "/tags/list" in request.path:
+                reply.headers.append(("ratelimit-remaining", "41;w=60"))
+            return reply
+        proxy.rules.append(once)
+        proxy.rewrites.append(label)
+        with client_for(proxy.url, anonymous_registry) as client:
+            client.tag_details(repo, "v0")
+            assert client.request_counts["retry"] == 1
+            assert client._transport.rate_limit == {"X-RateLimit-Remaining": "0"}
+            assert sorted(client.tags(repo)) == sorted(_want(fleet, repo))
+            assert client._transport.rate_limit == {"ratelimit-remaining": "41;w=60"}
