@@ -25,7 +25,7 @@ Cost: one lookup per request, straight in the store (no caching session in betwe
 transport sends with a plain ``requests`` session and hands the answer to
 :meth:`HttpCache.settle`); content-addressed answers are stored as bytes in a table of their
 own, without the HTTP expiry metadata they never need, and mutable answers as one line of
-metadata and their body in another (:func:`_answer_row`); writes go behind, in batches of
+metadata and their body (:func:`_answer_row`); writes go behind, in batches of
 :data:`BATCH_SIZE` per transaction; :meth:`HttpCache.preload` reads the answers a walk will
 need in bulk.
 
@@ -215,7 +215,7 @@ _UNSTORED_HEADERS = _SECRET_NAMES | {"set-cookie", "set-cookie2"}
 
 def _answer_row(response, created_at: datetime, expires: datetime | None) -> bytes:
     """A mutable answer (catalog or tag list page, manifest by tag) as a row of the
-    ``answers`` table: one line of JSON (status, URL, reason, encoding, the response's
+    ``responses`` table: one line of JSON (status, URL, reason, encoding, the response's
     headers but those of :data:`_UNSTORED_HEADERS`, when it was stored and until when it
     is fresh, as POSIX seconds), then the body. No request header is kept: nothing of
     ``Authorization`` reaches the disk."""
@@ -228,6 +228,10 @@ def _answer_row(response, created_at: datetime, expires: datetime | None) -> byt
         "expires": None if expires is None else expires.timestamp(),
     }
     return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + response.content
+
+
+#: How a row of :func:`_answer_row` begins (a pickle, what requests-cache writes, never does).
+_ROW_START = b'{"status":'
 
 
 def _answer_response(value: bytes) -> requests.Response:
@@ -271,16 +275,17 @@ class HttpCache:
     freshness : float
         Seconds a mutable answer (catalog, tag list, manifest by tag) is served unasked.
 
-    The store is requests-cache's SQLite file, two tables of ``SQLiteDict`` without
-    serializer: mutable answers (catalog and tag list pages, manifests by tag) in
-    ``answers``, each its status, URL, response headers (validators included), times and
+    The store is requests-cache's SQLite file, two of its tables read as ``SQLiteDict``
+    without serializer: mutable answers (catalog and tag list pages, manifests by tag) in
+    ``responses``, each its status, URL, response headers (validators included), times and
     body (:func:`_answer_row`: requests-cache's ``CachedResponse`` cost a fifth of a cold
-    walk's CPU to build and serialise, and the policy here never used the rest of it);
+    walk's CPU to build and serialise, and the policy here never used the rest of it; the
+    ``CachedResponse`` rows earlier versions wrote there are still read);
     content-addressed answers (manifests by digest, configs) in ``content``, their bytes and
     ``Content-Type``: they never expire and need none of the HTTP metadata. A
-    requests-cache backend passed in keeps ``CachedResponse`` objects in its ``responses``,
-    the content-addressed ones among them. Answers are written behind, :data:`BATCH_SIZE` per
-    transaction, and read back from memory until then; :meth:`flush` (also at
+    requests-cache backend passed in keeps ``CachedResponse`` objects in its ``responses``
+    (a SQLite one gets the ``content`` table too). Answers are written behind,
+    :data:`BATCH_SIZE` per transaction, and read back from memory until then; :meth:`flush` (also at
     :meth:`close`) writes what is pending. ``session`` is the plain ``requests.Session`` the
     transport sends with: the lookups here replace a caching session's own.
     """
@@ -298,11 +303,12 @@ class HttpCache:
         self._flushed: set[tuple[str, str]] = set()  # written while cold: in the store
         self.session = requests.Session()
         self.content: SQLiteDict | None = None
-        #: where mutable answers go: the ``answers`` table (rows of _answer_row), or a
-        #: backend passed in's ``responses`` (CachedResponse objects)
+        #: where mutable answers are kept: requests-cache's ``responses`` table, as rows of
+        #: _answer_row (bytes) in a file this cache opened, else as the backend's own
+        #: CachedResponse objects
         self.answers = None
-        #: a SQLite store's ``responses`` table, where versions before the ``answers`` table
-        #: kept mutable answers (CachedResponse): still read, and dropped with the others
+        #: for a file this cache opened: the same table read through requests-cache's
+        #: serializer, for the rows earlier versions wrote there (CachedResponse)
         self._legacy = None
         if cache is None:
             self.backend: BaseCache | None = None
@@ -329,9 +335,14 @@ class HttpCache:
         if isinstance(backend, SQLiteCache):
             self.content = SQLiteDict(backend.responses.db_path, table_name="content",
                                       serializer=None, wal=True)
-            self.answers = SQLiteDict(backend.responses.db_path, table_name="answers",
-                                      serializer=None, wal=True)
+        if backend is not cache:  # a file of ours: the rows of _answer_row, in the table
+            # earlier versions (and requests-cache) keep answers in, so that a version that
+            # drops a tag list's pages by key (invalidate) drops these too; it reads a row of
+            # this kind as a miss, as this one reads theirs through requests-cache
             self._legacy = backend.responses
+            self.answers = SQLiteDict(backend.responses.db_path,
+                                      table_name=backend.responses.table_name,
+                                      serializer=None, wal=True)
 
     @property
     def enabled(self) -> bool:
@@ -386,17 +397,22 @@ class HttpCache:
     def _read_row(self, table: str, key: str):
         if table == "content":
             return self.content[key]
-        try:
-            return self._decode(self.answers[key])
-        except KeyError:
-            if self._legacy is None:
-                raise
-            return self._legacy[key]  # written by an earlier version: a CachedResponse
+        return self._decode(key, self.answers[key])
 
-    def _decode(self, value):
-        """A mutable answer as stored (a row's bytes, or a backend's ``CachedResponse``) as
-        the response to hand on."""
-        return _answer_response(value) if isinstance(value, bytes) else value
+    def _decode(self, key: str, value):
+        """A mutable answer as stored (a row of :func:`_answer_row`, a row an earlier
+        version wrote, or a backend's ``CachedResponse``) as the response to hand on."""
+        if not isinstance(value, bytes):
+            return value
+        if value.startswith(_ROW_START) or self._legacy is None:
+            return _answer_response(value)
+        # an earlier version's CachedResponse, through requests-cache's serializer (whose
+        # deserialize() would log a corrupt row as an error: here it is a miss, see _guarded)
+        stored = self._legacy.serializer.loads(value)
+        if not isinstance(stored, CachedResponse):
+            raise ValueError("not a stored response")
+        stored.cache_key = key
+        return stored
 
     @staticmethod
     def _guarded(key: str, read):
@@ -458,11 +474,7 @@ class HttpCache:
                 got.update(self._read_many(self.content, table, keys, lambda v, k: v))
             else:
                 got.update(self._read_many(self.answers, table, keys,
-                                           lambda v, k: _answer_response(v)))
-        if self._legacy is not None:  # rows an earlier version wrote: requests-cache's
-            left = [k for k in wanted["responses"] if ("responses", k) not in got]
-            got.update(self._read_many(self._legacy, "responses", left,
-                                       lambda v, k: self._legacy.deserialize(k, v)))
+                                           lambda v, k: self._decode(k, v)))
         with self._lock:
             self._preloaded.update(got)
         return len(got)
@@ -556,7 +568,7 @@ class HttpCache:
     def _stored_form(self, response, created_at: datetime, expires: datetime | None):
         """What the store keeps of a mutable answer: the row of :func:`_answer_row`, or for
         a backend passed in, requests-cache's ``CachedResponse`` without secret headers."""
-        if isinstance(self.answers, SQLiteDict):
+        if self._legacy is not None:  # a file of ours
             return _answer_row(response, created_at, expires)
         if isinstance(response, CachedResponse):
             return _without_secrets(response)
@@ -610,10 +622,9 @@ class HttpCache:
                     self._pending.pop((table, k), None)
                     self._preloaded.pop((table, k), None)
         for table, keys in keys_by_table.items():
-            stores = [self.content] if table == "content" else [self.answers, self._legacy]
-            for store in stores:
-                if keys and store is not None:
-                    store.bulk_delete(keys)
+            store = self.content if table == "content" else self.answers
+            if keys and store is not None:
+                store.bulk_delete(keys)
 
     def invalidate(self, repository: str, references: tuple[str, ...] | list[str] = ()) -> int:
         """Drop what a change in ``repository`` made stale: every page of its tag list, every
@@ -628,10 +639,8 @@ class HttpCache:
                      for m in ("GET", "HEAD")]
         exact = {f"GET manifest {repository} {r}" for r in references}
         with self._flush_lock:
-            stored = set(self.answers.keys())
-            if self._legacy is not None:
-                stored.update(self._legacy.keys())
-            drop = {"responses": sorted(k for k in stored if k.startswith(tuple(prefixes)))}
+            drop = {"responses": [k for k in list(self.answers.keys())
+                                  if k.startswith(tuple(prefixes))]}
             if self.content is not None:
                 # exact keys, looked up one by one: no scan of the table
                 drop["content"] = [k for k in sorted(exact) if k in self.content]

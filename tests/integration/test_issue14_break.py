@@ -62,8 +62,8 @@ def test_corrupt_mutable_row_is_a_miss(anonymous_registry, fleet, tmp_path):
     broken = 0
     for db in _rows(tmp_path):
         with sqlite3.connect(db) as con:
-            if con.execute("SELECT name FROM sqlite_master WHERE name='answers'").fetchone():
-                broken += con.execute("UPDATE answers SET value = ?",
+            if con.execute("SELECT name FROM sqlite_master WHERE name='responses'").fetchone():
+                broken += con.execute("UPDATE responses SET value = ?",
                                       (b"not an answer row",)).rowcount
     assert broken >= 3
     with client_for(anonymous_registry.url, anonymous_registry, cache=tmp_path) as client:

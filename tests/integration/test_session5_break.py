@@ -53,11 +53,19 @@ def _run_previous(where, code: str) -> str:
 
 
 def _tables(cache_dir) -> dict[str, int]:
-    """Rows per table over every SQLite file under ``cache_dir``."""
+    """Rows per table over every SQLite file under ``cache_dir``; in ``responses``, the rows
+    of this version (one line of JSON, then the body) are counted as ``answers``, the
+    ``CachedResponse`` rows of earlier versions as ``responses``."""
     out: dict[str, int] = {}
     for db in Path(cache_dir).rglob("*.sqlite"):
         with sqlite3.connect(db) as con:
             for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+                if name == "responses":
+                    for (value,) in con.execute("SELECT value FROM responses"):
+                        kind = "answers" if bytes(value).startswith(b'{"status":') \
+                            else "responses"
+                        out[kind] = out.get(kind, 0) + 1
+                    continue
                 out[name] = out.get(name, 0) + con.execute(
                     f"SELECT count(*) FROM {name}").fetchone()[0]
     return out
@@ -452,3 +460,25 @@ def test_rate_limit_headers_of_retried_and_served_answers_are_kept(anonymous_reg
             assert client._transport.rate_limit == {"X-RateLimit-Remaining": "0"}
             assert sorted(client.tags(repo)) == sorted(_want(fleet, repo))
             assert client._transport.rate_limit == {"ratelimit-remaining": "41;w=60"}
+
+
+def test_a_delete_by_the_previous_version_is_not_undone_by_this_version_s_rows(
+        make_registry, previous_code, tmp_path):
+    """Two versions on one cache file (two environments, one default cache): a delete made
+    by e487493 drops, by key, what this version stored about the tag (its rows share the
+    table e487493 invalidates), so this version does not list the tag again."""
+    handle = make_registry("anonymous", delete_enabled=True)
+    with client_for(handle.url, handle) as pusher:
+        push_fleet(pusher, "dl", repositories=1, tags=3, index_every=0)
+    repo, cache = "dl/r0", tmp_path / "c"
+    with client_for(handle.url, handle, cache=cache) as client:
+        assert "v0" in client.tags(repo)
+        ri.fetch_inventory(client, [repo], progress=False)
+    assert _tables(cache)["answers"] >= 4
+    _run_previous(previous_code, (
+        f"c = ri.RegistryClient({handle.url!r}, cache={str(cache)!r})\n"
+        f"c.delete({repo!r}, tag='v0')\nassert 'v0' not in c.tags({repo!r})\nc.close()\n"))
+    with client_for(handle.url, handle, cache=cache) as client:
+        assert "v0" not in client.tags(repo)
+        assert sorted(d.tag for d in ri.fetch_inventory(client, [repo], progress=False).details) \
+            == ["latest", "v1", "v2"]

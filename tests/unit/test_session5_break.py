@@ -90,7 +90,7 @@ def test_a_corrupt_row_in_the_store_is_a_miss_one_by_one_and_in_bulk(tmp_path):
     cache.flush()
     db = next(tmp_path.glob("*.sqlite"))
     with sqlite3.connect(db) as con:
-        assert con.execute("UPDATE answers SET value = ?", (b"\xff\n",)).rowcount == 1
+        assert con.execute("UPDATE responses SET value = ?", (b"\xff\n",)).rowcount == 1
     again = HttpCache(tmp_path, BASE, "anonymous")
     assert again.lookup("GET", TAGS, None).hit is None
     assert again.preload([(TAGS, None)]) == 0
@@ -160,3 +160,18 @@ def test_revalidation_moves_a_row_between_pending_and_store(tmp_path):
     again = HttpCache(tmp_path, BASE, "anonymous", freshness=60)
     hit = again.lookup("GET", url, None).hit
     assert hit is not None and hit.content == b"{}" and hit.headers["ETag"] == '"d1"'
+
+
+def test_a_delete_through_one_client_reaches_another_on_the_same_memory_backend():
+    """A requests-cache SQLite backend passed in (here in memory, where every connection is
+    a database of its own) keeps its answers in its own ``responses``, shared by every
+    client given it: an invalidation through one is seen by the other."""
+    backend = requests_cache.SQLiteCache(":memory:")
+    reader = HttpCache(backend, BASE, "anonymous")
+    deleter = HttpCache(backend, BASE, "anonymous")
+    reader.settle(reader.lookup("GET", TAGS, None),
+                  _answer(b'{"tags": ["a", "gone"]}', {"Content-Type": "application/json"}))
+    reader.flush()
+    assert deleter.lookup("GET", TAGS, None).hit.json() == {"tags": ["a", "gone"]}
+    assert deleter.invalidate("team/app", ("gone",)) == 1
+    assert reader.lookup("GET", TAGS, None).hit is None
