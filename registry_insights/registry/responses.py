@@ -138,12 +138,30 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+#: What OpenSSL says when the server's certificate does not verify (self-signed, unknown CA,
+#: expired, another host's name).
+_UNTRUSTED = re.compile(r"certificate verify failed:?\s*([^'\"()]*)", re.IGNORECASE)
+
+
+def untrusted_certificate(error: BaseException) -> str | None:
+    """Why the server's TLS certificate was not trusted (``"self-signed certificate"`` ...),
+    or None when ``error`` is not that. Retrying does not change it."""
+    found = _UNTRUSTED.search(str(error))
+    if found is None:
+        return None
+    return found.group(1).strip() or "certificate verify failed"
+
+
 def network_reason(exc: requests.RequestException, timeout: float) -> str:
     """A short reason for a failed connection (no URL: the error names it already)."""
     text = str(exc)
     if isinstance(exc, requests.Timeout):
         return f"no answer within {timeout:g} s (timeout)"
     if isinstance(exc, requests.exceptions.SSLError):
+        why = untrusted_certificate(exc)
+        if why is not None:
+            return (f"its TLS certificate is not trusted ({why}); give the CA certificate "
+                    "that signed it: RegistryClient(verify='ca.pem') or REQUESTS_CA_BUNDLE")
         return "TLS handshake failed (is it plain http? then use http:// or --insecure)"
     for marker, reason in (("Connection refused", "connection refused (nothing listens there)"),
                            ("Name or service not known", "unknown host name"),

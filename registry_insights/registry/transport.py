@@ -50,6 +50,7 @@ from .responses import (
     read_bounded,
     redact_url,
     retry_after_seconds,
+    untrusted_certificate,
 )
 
 log = logging.getLogger("registry_insights")
@@ -98,6 +99,8 @@ class _CountingRetry(Retry):
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None,
                   _stacktrace=None):
+        if error is not None and untrusted_certificate(error):
+            raise MaxRetryError(_pool, url, error)  # the same answer every time: say it now
         if response is not None and response.status in RETRY_STATUSES:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             if wait is not None and wait > self.max_retry_after:

@@ -482,3 +482,20 @@ def test_a_delete_by_the_previous_version_is_not_undone_by_this_version_s_rows(
         assert "v0" not in client.tags(repo)
         assert sorted(d.tag for d in ri.fetch_inventory(client, [repo], progress=False).details) \
             == ["latest", "v1", "v2"]
+
+
+def test_an_untrusted_certificate_is_said_at_once_and_not_retried(tls_front, monkeypatch):
+    """Retrying cannot make a certificate trusted: the first failure is the answer, and it
+    says why (not "is it plain http?")."""
+    from registry_insights.errors import RegistryError
+
+    url, _bundle, proxy = tls_front
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with ri.RegistryClient(url, cache=None) as client:
+        with pytest.raises(RegistryError) as caught:
+            client.tags("s5b/r0")
+        assert client.request_counts.get("retry", 0) == 0
+    message = str(caught.value)
+    assert "TLS certificate is not trusted (self-signed certificate)" in message
+    assert "plain http" not in message and "REQUESTS_CA_BUNDLE" in message

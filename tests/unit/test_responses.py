@@ -268,3 +268,27 @@ def test_request_url_used_when_response_url_missing():
         check_response(response)
     assert SECRET not in str(info.value)
     assert info.value.url.startswith("https://registry.example.com/v2/a/tags/list?access_token=")
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("HTTPSConnectionPool(host='127.0.0.1', port=5000): Max retries exceeded with url: /v2/ "
+     "(Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+     "certificate verify failed: self-signed certificate (_ssl.c:1006)')))",
+     "self-signed certificate"),
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer "
+     "certificate (_ssl.c:1006)", "unable to get local issuer certificate"),
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed (_ssl.c:1006)",
+     "certificate verify failed"),
+    ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", None),
+])
+def test_an_untrusted_certificate_is_told_from_other_tls_failures(text, why):
+    import requests
+
+    from registry_insights.registry.responses import network_reason, untrusted_certificate
+
+    assert untrusted_certificate(Exception(text)) == why
+    reason = network_reason(requests.exceptions.SSLError(text), 30)
+    if why is None:
+        assert reason.startswith("TLS handshake failed (is it plain http?")
+    else:
+        assert reason.startswith(f"its TLS certificate is not trusted ({why});")
