@@ -17,7 +17,7 @@ import pytest
 import registry_insights as ri
 from registry_insights.registry.models import Manifest
 from tests.support.fleet import push_fleet
-from tests.support.proxy import Reply, Request, RewritingProxy, client_for
+from tests.support.proxy import Reply, Request, RewritingProxy, client_for, refuse_first
 
 
 @pytest.fixture(scope="module")
@@ -156,19 +156,14 @@ def test_link_with_odd_query_is_followed_verbatim(anonymous_registry, fleet):
 
 def test_429_with_retry_after_is_retried_on_the_lean_path(anonymous_registry, fleet):
     repo = "brk/r1"
-    refused = []
     with RewritingProxy(anonymous_registry.url) as proxy:
-        def once(request):
-            if "/manifests/" in request.path and not refused:
-                refused.append(request.path)
-                return Reply(429, [("Retry-After", "1"), ("Content-Type", "text/plain")],
-                             b"slow down")
-            return None
+        once = refuse_first("/manifests/", 429, [("Retry-After", "1"),
+                                                  ("Content-Type", "text/plain")], b"slow down")
         proxy.rules.append(once)
         with client_for(proxy.url, anonymous_registry) as client:
             assert _sorted(_snapshot(client, repo)) == _expected(fleet, repo)
             assert client.request_counts["retry"] == 1
-    assert [s for _, p, s in proxy.log if p == refused[0]][:2] == [429, 200]
+    assert [s for _, p, s in proxy.log if p == once.refused[0]][:2] == [429, 200]
 
 
 def test_unusual_names_allowed_by_the_spec(anonymous_registry, tmp_path):

@@ -20,7 +20,7 @@ import requests
 
 import registry_insights as ri
 from tests.support.fleet import push_fleet
-from tests.support.proxy import Reply, RewritingProxy, client_for
+from tests.support.proxy import Reply, RewritingProxy, client_for, refuse_first
 
 PREVIOUS = "e487493"
 
@@ -439,14 +439,10 @@ def test_walk_over_two_processes_fills_the_answers_table_for_a_warm_walk(
 
 def test_rate_limit_headers_of_retried_and_served_answers_are_kept(anonymous_registry, fleet):
     repo = "s5b/r1"
-    refused = []
     with RewritingProxy(anonymous_registry.url) as proxy:
-        def once(request):
-            if "/manifests/" in request.path and not refused:
-                refused.append(request.path)
-                return Reply(429, [("Retry-After", "0"), ("X-RateLimit-Remaining", "0"),
-                                   ("Content-Type", "text/plain")], b"slow down")
-            return None
+        once = refuse_first("/manifests/", 429, [("Retry-After", "0"),
+                                                  ("X-RateLimit-Remaining", "0"),
+                                                  ("Content-Type", "text/plain")], b"slow down")
 
         def label(request, reply):
             if "/tags/list" in request.path:

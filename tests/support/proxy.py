@@ -188,6 +188,19 @@ def slow(prefix: str, seconds: float):
     return rule
 
 
+def refuse_first(part: str, status: int, headers: list[tuple[str, str]], body: bytes = b""):
+    """A rule: the first request whose path contains ``part`` is answered ``status`` with
+    ``headers`` and ``body`` (a 429 with ``Retry-After`` ...), the rest as the registry answers
+    them. The rule's ``refused`` lists the path it refused."""
+    def rule(request):
+        if part in request.path and not rule.refused:
+            rule.refused.append(request.path)
+            return Reply(status, list(headers), body)
+        return None
+    rule.refused = []
+    return rule
+
+
 def client_for(url, handle, **kwargs):
     """A client of ``url`` with the credentials of the registry ``handle`` (no cache unless
     asked)."""
