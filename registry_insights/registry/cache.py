@@ -278,9 +278,10 @@ class HttpCache:
     The store is requests-cache's SQLite file, two of its tables read as ``SQLiteDict``
     without serializer: mutable answers (catalog and tag list pages, manifests by tag) in
     ``responses``, each its status, URL, response headers (validators included), times and
-    body (:func:`_answer_row`: requests-cache's ``CachedResponse`` cost a fifth of a cold
-    walk's CPU to build and serialise, and the policy here never used the rest of it; the
-    ``CachedResponse`` rows earlier versions wrote there are still read);
+    body (:func:`_answer_row`: building and serialising requests-cache's ``CachedResponse``
+    made a cold walk with the cache spend about a fifth more CPU than one without, and the
+    policy here never used the rest of it; the ``CachedResponse`` rows earlier versions
+    wrote there are still read);
     content-addressed answers (manifests by digest, configs) in ``content``, their bytes and
     ``Content-Type``: they never expire and need none of the HTTP metadata. A
     requests-cache backend passed in keeps ``CachedResponse`` objects in its ``responses``
