@@ -267,7 +267,9 @@ class HttpCache:
         ``"default"``: SQLite under :func:`default_cache_dir`; ``None``: no HTTP cache; a path: a
         directory that holds one SQLite file per (registry, identity); a
         :class:`requests_cache.backends.BaseCache`: used as it is (the caller keeps it to one
-        identity; content-addressed answers then go to its ``responses`` like the others).
+        identity; mutable answers go to its ``responses`` as ``CachedResponse`` objects, and
+        so do content-addressed ones unless it is SQLite; over a file a path or ``"default"``
+        wrote, it reads that file's mutable answers as misses).
     base_url : str
         The registry, ``scheme://host[:port]``.
     identity : str
