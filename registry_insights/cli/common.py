@@ -205,24 +205,23 @@ def connect(args, target: Target, **kwargs):
                           max_workers=args.workers, verbose=args.verbose, **kwargs)
 
 
-def count(text: str) -> int:
+def _whole(text: str, least: int) -> int:
+    """``text`` as a whole number of at least ``least``; else argparse's usage error."""
     try:
         value = int(text)
     except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= {least}")
     return value
+
+
+def count(text: str) -> int:
+    return _whole(text, 0)
 
 
 def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return value
+    return _whole(text, 1)
 
 
 def size(text: str) -> int:

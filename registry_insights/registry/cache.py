@@ -471,20 +471,16 @@ class HttpCache:
             if found is not None:
                 key, content = self._key("GET", url, accept, found)
                 wanted["content" if content else "responses"].append(key)
-        got = {}
-        for table, keys in wanted.items():
-            if table == "content":
-                got.update(self._read_many(self.content, table, keys, lambda v, k: v))
-            else:
-                got.update(self._read_many(self.answers, table, keys,
-                                           lambda v, k: self._decode(k, v)))
+        got = self._read_many(self.content, "content", wanted["content"], lambda k, v: v)
+        got.update(self._read_many(self.answers, "responses", wanted["responses"],
+                                   self._decode))
         with self._lock:
             self._preloaded.update(got)
         return len(got)
 
     @staticmethod
     def _read_many(store, table: str, keys: list[str], decode) -> dict:
-        """``{(table, key): decode(value, key)}`` of the ``keys`` found in a SQLite
+        """``{(table, key): decode(key, value)}`` of the ``keys`` found in a SQLite
         ``store``, 500 per query; a corrupt row is left out (a miss)."""
         got = {}
         if not isinstance(store, SQLiteDict) or not keys:
@@ -497,7 +493,7 @@ class HttpCache:
                                    f"WHERE key IN ({marks})", chunk).fetchall()
             for key, value in rows:
                 try:
-                    got[(table, key)] = decode(value, key)
+                    got[(table, key)] = decode(key, value)
                 except Exception:  # corrupt: a miss
                     continue
         return got
