@@ -196,14 +196,12 @@ _NOTHING = Lookup()
 def _content_response(url: str, value: bytes) -> requests.Response:
     """A stored content-addressed answer (``Content-Type`` line, body) as a 200 response."""
     ctype, _, body = value.partition(b"\n")
-    response = LeanResponse()
+    response = LeanResponse({"Content-Type": ctype.decode("latin-1")} if ctype else None)
     response.status_code = 200
     response.reason = "OK"
     response._content = body
     response._content_consumed = True
     response.url = url
-    if ctype:
-        response.headers["Content-Type"] = ctype.decode("latin-1")
     response.from_cache = True
     return response
 
@@ -232,6 +230,22 @@ def _answer_row(response, created_at: datetime, expires: datetime | None) -> byt
 
 #: How a row of :func:`_answer_row` begins (a pickle, what requests-cache writes, never does).
 _ROW_START = b'{"status":'
+#: What comes before when the row's answer was stored: the last two members of its JSON line.
+_ROW_CREATED = b',"created":'
+
+
+def _row_created(value: bytes) -> float | None:
+    """When a row of :func:`_answer_row` was stored (POSIX seconds), read from the end of
+    its JSON line without parsing the rest; None when the line does not end that way."""
+    line = value.partition(b"\n")[0]
+    _, found, tail = line.rpartition(_ROW_CREATED)
+    created, found_expires, _ = tail.partition(b',"expires":')
+    if not (found and found_expires):
+        return None
+    try:
+        return float(created)
+    except ValueError:
+        return None
 
 
 def _answer_response(value: bytes) -> requests.Response:
@@ -242,13 +256,12 @@ def _answer_response(value: bytes) -> requests.Response:
     meta = json.loads(line.decode()) if newline else None  # str: json skips guessing
     if not isinstance(meta, dict):
         raise ValueError("not an answer row")
-    response = LeanResponse()
+    response = LeanResponse(meta["headers"])
     response.status_code = int(meta["status"])
     response.reason = meta.get("reason")
     response._content = body
     response._content_consumed = True
     response.url = meta["url"]
-    response.headers = CaseInsensitiveDict(meta["headers"])
     response.encoding = meta.get("encoding")
     response.from_cache = True
     response.created_at = datetime.fromtimestamp(float(meta["created"]), timezone.utc)
@@ -289,8 +302,10 @@ class HttpCache:
     requests-cache backend passed in keeps ``CachedResponse`` objects in its ``responses``
     (a SQLite one gets the ``content`` table too). Answers are written behind,
     :data:`BATCH_SIZE` per transaction, and read back from memory until then; :meth:`flush` (also at
-    :meth:`close`) writes what is pending. ``session`` is the plain ``requests.Session`` the
-    transport sends with: the lookups here replace a caching session's own.
+    :meth:`close`) writes what is pending. What :meth:`preload` reads in bulk is held as the
+    rows read (bytes), each made a response by the one lookup it is handed to. ``session``
+    is the plain ``requests.Session`` the transport sends with: the lookups here replace a
+    caching session's own.
     """
 
     def __init__(self, cache: Any, base_url: str, identity: str,
@@ -302,6 +317,8 @@ class HttpCache:
         self._pending: dict[tuple[str, str], Any] = {}
         self._writing: dict[tuple[str, str], Any] = {}
         self._preloaded: dict[tuple[str, str], Any] = {}
+        #: (url, accept) -> what _key_of gives, for the GETs preload was asked (until release)
+        self._keys: dict[tuple[str, str | None], tuple[str, bool, str]] = {}
         self._cold = False
         self._flushed: set[tuple[str, str]] = set()  # written while cold: in the store
         self.session = requests.Session()
@@ -386,11 +403,18 @@ class HttpCache:
         return time.time() - response.created_at.timestamp() < self.freshness
 
     def _stored(self, table: str, key: str):
-        """The stored value: content bytes, or a mutable answer (:func:`_answer_response` of
-        the row, or a backend passed in's ``CachedResponse``); pending writes first."""
+        """The stored value: content bytes, a mutable answer's row as written (bytes, see
+        :func:`_answer_row`; pending or preloaded) or as a response (read now, or a backend
+        passed in's ``CachedResponse``); pending writes first. A preloaded answer is handed
+        over and forgotten: a walk asks for each once, and what it no longer holds is
+        garbage while it is young (tens of thousands of responses kept until the walk ends
+        cost a warm walk a fifth of its CPU in garbage collection)."""
         slot = (table, key)
         with self._lock:
-            for held in (self._preloaded, self._pending, self._writing):
+            held = self._preloaded.pop(slot, None)
+            if held is not None:
+                return held
+            for held in (self._pending, self._writing):
                 if slot in held:
                     return held[slot]
             if self._cold and slot not in self._flushed:
@@ -442,10 +466,10 @@ class HttpCache:
         if not self.enabled or mode is False or method not in ("GET", "HEAD") \
                 or has_secret_param(url):  # a secret in the URL: never stored, never a key
             return _NOTHING
-        found = classify(self.base_url, url)
+        found = self._key_of(method, url, accept)
         if found is None:
             return _NOTHING
-        key, content = self._key(method, url, accept, found)
+        key, content, lifetime = found
         if mode == "refresh":
             return Lookup(key=key, content=content)
         stored = self._stored("content" if content else "responses", key)
@@ -453,11 +477,25 @@ class HttpCache:
             return Lookup(key=key, content=content)
         if content:
             return Lookup(hit=_content_response(url, stored), key=key, content=True)
-        if isinstance(stored, bytes):  # pending: as it will be written
-            stored = _answer_response(stored)
-        if self._fresh(stored, found[1]):
+        if isinstance(stored, bytes):  # a row as written: pending, or preloaded from the file
+            stored = self._guarded(key, lambda: _answer_response(stored))
+            if stored is None:
+                return Lookup(key=key)
+        if self._fresh(stored, lifetime):
             return Lookup(hit=stored, key=key)
         return Lookup(key=key, stale=stored)
+
+    def _key_of(self, method: str, url: str, accept: str | None) -> tuple[str, bool, str] | None:
+        """``(key, content addressed, lifetime kind)`` of a request, or None (not cached):
+        for a GET :meth:`preload` was asked, as it worked it out."""
+        if method == "GET":
+            known = self._keys.get((url, accept))
+            if known is not None:
+                return known
+        found = classify(self.base_url, url)
+        if found is None:
+            return None
+        return (*self._key(method, url, accept, found), found[1])
 
     def preload(self, requests_: list[tuple[str, str | None]]) -> int:
         """Read the stored answers of many GETs ``(url, accept)`` in bulk (one query per
@@ -466,17 +504,53 @@ class HttpCache:
         if not self.enabled:
             return 0
         wanted: dict[str, list[str]] = {"content": [], "responses": []}
+        keys = {}
         for url, accept in requests_:
-            found = classify(self.base_url, url)
+            found = self._key_of("GET", url, accept)
             if found is not None:
-                key, content = self._key("GET", url, accept, found)
-                wanted["content" if content else "responses"].append(key)
+                keys[(url, accept)] = found
+                wanted["content" if found[1] else "responses"].append(found[0])
         got = self._read_many(self.content, "content", wanted["content"], lambda k, v: v)
         got.update(self._read_many(self.answers, "responses", wanted["responses"],
-                                   self._decode))
+                                   self._kept))
         with self._lock:
             self._preloaded.update(got)
+            self._keys.update(keys)  # the walk's lookups need not work them out again
         return len(got)
+
+    def _kept(self, key: str, value):
+        """What :meth:`preload` holds of a mutable answer: a row of :func:`_answer_row` as
+        it is (bytes: no objects for the garbage collector to go through until the lookup
+        that takes it makes the response; a row whose JSON is broken further in than its
+        end is a miss then), any other as :meth:`_decode` gives it (raising when corrupt)."""
+        if isinstance(value, bytes) and value.startswith(_ROW_START) \
+                and _row_created(value) is not None:
+            return value
+        return self._decode(key, value)
+
+    def peek(self, url: str, accept: str | None) -> tuple[bytes, bool] | None:
+        """``(body, fresh)`` of the answer to ``GET url`` that :meth:`preload` holds, left
+        there for the lookup to come; None when it holds none (or it is unreadable). What a
+        walk reads to know what to preload next, without making a response of it."""
+        found = self._key_of("GET", url, accept)
+        if found is None:
+            return None
+        key, content, lifetime = found
+        with self._lock:
+            stored = self._preloaded.get(("content" if content else "responses", key))
+        if stored is None:
+            return None
+        if content:
+            return stored.partition(b"\n")[2], True
+        if isinstance(stored, bytes):
+            created = _row_created(stored)
+            if created is not None:
+                return stored.partition(b"\n")[2], \
+                    lifetime == IMMUTABLE or time.time() - created < self.freshness
+            stored = self._guarded(key, lambda: _answer_response(stored))
+            if stored is None:
+                return None
+        return stored.content, self._fresh(stored, lifetime)
 
     @staticmethod
     def _read_many(store, table: str, keys: list[str], decode) -> dict:
@@ -520,6 +594,7 @@ class HttpCache:
         """Forget what :meth:`preload` read (and :meth:`assume_cold`)."""
         with self._lock:
             self._preloaded = {}
+            self._keys = {}
             self._cold = False
             self._flushed = set()
 

@@ -48,12 +48,14 @@ class LeanResponse(requests.Response):
     _DEFAULTS = _simple_defaults()
     _jar = None
 
-    def __init__(self) -> None:
+    def __init__(self, headers=None) -> None:
+        """``headers``: the response's headers (a mapping or (name, value) pairs)."""
         if self._DEFAULTS is None:
             super().__init__()
+            self.headers = CaseInsensitiveDict(headers)
             return
         self.__dict__.update(self._DEFAULTS)
-        self.headers = CaseInsensitiveDict()
+        self.headers = CaseInsensitiveDict(headers)
         self.history = []
 
     @property

@@ -181,9 +181,8 @@ class _CountingAdapter(HTTPAdapter):
         headers = getattr(resp, "headers", None)
         if headers is None or "set-cookie" in headers or "set-cookie2" in headers:
             return super().build_response(req, resp)
-        response = LeanResponse()
+        response = LeanResponse(headers)
         response.status_code = getattr(resp, "status", None)
-        response.headers = CaseInsensitiveDict(headers)
         response.encoding = get_encoding_from_headers(response.headers)
         response.raw = resp
         response.reason = resp.reason

@@ -192,11 +192,14 @@ def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> int:
     while level:
         wanted, following = [], []
         for repository, (u, accept) in level:
-            hit = cache.lookup("GET", u, accept).hit
-            if hit is None:
+            held = cache.peek(u, accept)
+            if held is None:
                 missing += 1
                 continue
-            children, config = _digests(hit.content)
+            body, fresh = held
+            if not fresh:  # revalidated: most likely unchanged, and then it names what follows
+                missing += 1
+            children, config = _digests(body)
             for d in children:
                 child = (url(f"/v2/{repository}/manifests/{d}"), mt.MANIFEST_ACCEPT)
                 wanted.append(child)
@@ -324,7 +327,10 @@ class _Walk:
     Workers post what they finished (a tag's manifest, a platform manifest, a config);
     :meth:`drive`, on the calling thread, assembles every tag whose parts are all in (a tag
     waits on the first part it lacks, and is looked at again when that part arrives), so
-    little is left to do when the last answer comes.
+    little is left to do when the last answer comes. A walk without workers (the cache
+    answers all of it) assembles each tag as soon as its manifest's parts are read. An
+    assembled tag keeps only the compact manifest: what a walk holds lives long, and every
+    object held is one more for each full garbage collection to go through.
     """
 
     def __init__(self, client: RegistryClient, pipeline: Pipeline, bar, raise_for_tags: bool):
@@ -431,7 +437,10 @@ class _Walk:
             self.follow(repository, top, 0)
         else:
             self.want_config(repository, top, None)
-        self._post(("top", key))
+        if self._threaded:
+            self._post(("top", key))
+        else:  # everything below it was fetched inline: assembled now, while it is young
+            self._try(key)
 
     # -- assembling, on the calling thread --------------------------------------------------
     def run(self, submit: Callable[..., None], first: Iterable[tuple]) -> None:
@@ -481,7 +490,9 @@ class _Walk:
             return
         wanted = self._lacking(self.names[key][0], top, None, (top.digest,))
         if wanted is None:
-            self.results[key] = self._assemble(key)
+            self.results[key] = result = self._assemble(key)
+            if result[0] is not None:  # the parsed manifest is not read again: keep the
+                self.tops[key] = result[0].manifest  # compact one the details hold
         else:
             self._waiting.setdefault(wanted, []).append(key)
 

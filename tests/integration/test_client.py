@@ -63,6 +63,32 @@ def test_token_auth_counts_cold_warm_and_shared_cache(token_registry, tmp_path):
         assert sum(fresh.request_counts.values()) == 0  # no probe, no token, no request at all
 
 
+def test_warm_walks_fresh_and_expired_give_the_cold_walk_s_frame(anonymous_registry, tmp_path):
+    """A warm walk runs on the calling thread and assembles each tag as its parts come in; an
+    expired one revalidates the tags' manifests (304) and reads what they name (platform
+    manifests, configs) from the cache. Both give the cold walk's frame, row for row."""
+    import pandas as pd
+
+    with make_client(anonymous_registry, tmp_path, cache=None) as pusher:
+        seeded = push_fleet(pusher, "warmeq", repositories=2, tags=5, index_every=2)
+    repos = sorted({i.repository for i in seeded})
+    with make_client(anonymous_registry, tmp_path) as client:
+        cold = ri.tags_frame(client, repositories=repos, progress=False)
+    assert len(cold) == len(seeded) and cold["platform"].eq("linux/arm64").sum() == 4
+    with make_client(anonymous_registry, tmp_path) as client:
+        warm = ri.tags_frame(client, repositories=repos, progress=False)
+        assert sum(client.request_counts.values()) == 0
+    pd.testing.assert_frame_equal(warm, cold)
+    time.sleep(0.3)
+    with make_client(anonymous_registry, tmp_path, freshness=0.2) as client:
+        expired = ri.tags_frame(client, repositories=repos, progress=False)
+        counts = {k: v for k, v in client.request_counts.items() if v}
+    tops = {(i.repository, i.tag) for i in seeded}
+    # the tags' manifests only: no platform manifest, no config asked again
+    assert counts == {"ping": 1, "tags": len(repos), "manifest": len(tops)}
+    pd.testing.assert_frame_equal(expired, cold)
+
+
 def test_token_auth_exact_lower_bound(make_registry, tmp_path):
     handle = make_registry("token")
     with make_client(handle, tmp_path, cache=None) as pusher:

@@ -210,6 +210,70 @@ def test_preload_reads_in_bulk_and_serves_from_memory(tmp_path):
     assert fresh.lookup("GET", urls[1], None).hit is None
 
 
+def test_a_preloaded_answer_is_peeked_at_then_handed_to_one_lookup(tmp_path):
+    tags = f"{BASE}/v2/team/app/tags/list"
+    manifest = f"{BASE}/v2/team/app/manifests/{DIGEST}"
+    store(make_cache(tmp_path), tags, b'{"tags": ["a"]}')
+    store(make_cache(tmp_path), manifest, b'{"config": {}}',
+          {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    fresh = make_cache(tmp_path)
+    assert fresh.preload([(tags, None), (manifest, "x")]) == 2
+    # held as the rows read: bytes, nothing for the garbage collector to go through
+    assert all(type(v) is bytes for v in fresh._preloaded.values())
+    for _ in range(2):  # peeking leaves them there
+        assert fresh.peek(tags, None) == (b'{"tags": ["a"]}', True)
+        assert fresh.peek(manifest, "x") == (b'{"config": {}}', True)
+    assert fresh.peek(f"{BASE}/v2/other/tags/list", None) is None
+    fresh.answers.bulk_delete(list(fresh.answers.keys()))
+    fresh.content.bulk_delete(list(fresh.content.keys()))
+    hit = fresh.lookup("GET", tags, None).hit
+    assert hit.content == b'{"tags": ["a"]}' and hit.from_cache and hit.status_code == 200
+    assert fresh.lookup("GET", manifest, "x").hit.headers["content-type"] == \
+        "application/vnd.oci.image.manifest.v1+json"
+    # each served one lookup: the next one reads the file (emptied above), and peek finds none
+    assert fresh.lookup("GET", tags, None).hit is None
+    assert fresh.lookup("GET", manifest, "x").hit is None
+    assert fresh.peek(tags, None) is None and not fresh._preloaded
+
+
+def test_peek_says_when_a_preloaded_answer_is_no_longer_fresh(tmp_path):
+    tags = f"{BASE}/v2/team/app/tags/list"
+    store(make_cache(tmp_path), tags, b'{"tags": []}', {"ETag": '"t1"'})
+    time.sleep(0.05)
+    strict = make_cache(tmp_path, freshness=0.01)
+    assert strict.preload([(tags, None)]) == 1
+    assert strict.peek(tags, None) == (b'{"tags": []}', False)
+    found = strict.lookup("GET", tags, None)
+    assert found.hit is None and found.validators == {"If-None-Match": '"t1"'}
+
+
+def test_when_a_row_was_stored_is_read_from_the_end_of_its_line():
+    from registry_insights.registry.cache import _answer_row, _row_created
+
+    response = requests.Response()
+    response.status_code, response.url, response._content = 200, f"{BASE}/v2/_catalog", b"{}"
+    # a header value that looks like the members read does not mislead it
+    response.headers["X-Note"] = ',"created":5,"expires":6'
+    now = utcnow()
+    row = _answer_row(response, now, now + timedelta(seconds=30))
+    assert _row_created(row) == pytest.approx(now.timestamp())
+    assert _row_created(_answer_row(response, now, None)) == pytest.approx(now.timestamp())
+    for bad in (b'{"status":200}\n{}', b'{"status":200,"created":x,"expires":1}\n',
+                b"no newline"):
+        assert _row_created(bad) is None
+
+
+def test_the_keys_preload_works_out_are_those_of_key(tmp_path):
+    cache = make_cache(tmp_path)
+    requests_ = [(f"{BASE}/v2/a/blobs/{DIGEST}", None), (f"{BASE}/v2/a/manifests/v1", "b, a"),
+                 (f"{BASE}/v2/a/manifests/{DIGEST}", "a"), (f"{BASE}/v2/a/tags/list", None)]
+    cache.preload(requests_)
+    assert {u: k[0] for (u, _a), k in cache._keys.items()} == \
+        {u: cache.key("GET", u, a) for u, a in requests_}
+    cache.release()
+    assert cache._keys == {}
+
+
 def test_stored_mutable_answers_are_lean_responses_revalidated_by_their_validators(tmp_path):
     from registry_insights.registry.responses import LeanResponse
 
@@ -263,6 +327,13 @@ def test_a_corrupt_answer_row_is_a_miss(tmp_path):
         fresh = make_cache(tmp_path)
         assert fresh.lookup("GET", url, None).hit is None
         assert fresh.preload([(url, None)]) == 0
+    # broken further in than the end preload reads: held as found, a miss when looked up
+    cache.answers[key] = b'{"status":200,"url":,"created":1.0,"expires":null}\n{}'
+    fresh = make_cache(tmp_path)
+    assert fresh.preload([(url, None)]) == 1
+    assert fresh.peek(url, None) == (b"{}", False)
+    assert fresh.lookup("GET", url, None).hit is None
+    assert fresh.lookup("GET", url, None).stale is None
 
 
 def test_a_backend_passed_in_keeps_requests_cache_s_own_responses(tmp_path):
@@ -295,6 +366,13 @@ def test_stored_responses_pickle_and_take_cookies():
     jar = requests.cookies.cookiejar_from_dict({"a": "b"})
     copy.cookies = jar
     assert copy.cookies is jar and response.cookies is not jar
+    # headers given when it is made: one case-insensitive dict, from a mapping or pairs
+    made = LeanResponse([("Docker-Content-Digest", DIGEST), ("ETag", '"e"')])
+    assert made.headers["docker-content-digest"] == DIGEST and list(made.headers) == \
+        ["Docker-Content-Digest", "ETag"]
+    assert dict(LeanResponse({"A": "1"}).headers) == {"A": "1"} and not LeanResponse().headers
+    without = _content_response(f"{BASE}/v2/a/blobs/{DIGEST}", b"\n[1]")
+    assert without.json() == [1] and "Content-Type" not in without.headers
 
 
 def test_a_cold_walk_reads_lookups_from_memory_only_until_released(tmp_path):
