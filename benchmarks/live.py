@@ -22,8 +22,11 @@ Each run is a fresh process (``--child``), timing ``fetch_inventory(client).tags
   (no config is asked again: configs are content addressed).
 
 Reported per run: wall and CPU seconds, CPU per tag, requests by kind (the client's counts),
-the process's peak RSS, the cache directory's size, and the machine's load average. Results go
-to ``benchmarks/results/live-<tags>.md`` and ``.json``.
+the process's peak RSS, the cache directory's size, and the machine's load average. With
+``--warm-repeat N``, N more warm and fresh walks per checkout follow, the checkouts of a try
+walking at the same time (:func:`warm_tries`): their median CPU per tag, its quartiles, and the
+paired ratio to this checkout. Results go to ``benchmarks/results/live-<tags>.md`` and
+``.json``.
 """
 
 from __future__ import annotations
@@ -170,6 +173,80 @@ def run_child(url: str, cache: Path | str, freshness: float, checkout: Path,
     return result
 
 
+def start_child(url: str, cache: Path | str, freshness: float, checkout: Path):
+    """:func:`run_child` begun: the child's process, to :func:`finish_child`."""
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    return subprocess.Popen([sys.executable, __file__, "--child", url, str(cache),
+                             str(freshness), "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish_child(process, checkout: Path) -> dict:
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(err[-3000:])
+    measured = next((line.removeprefix("measuring ") for line in err.splitlines()
+                     if line.startswith("measuring ")), "?")
+    if Path(measured).resolve() != (checkout / "registry_insights").resolve():
+        raise RuntimeError(f"the child measured {measured}, not {checkout}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def warm_tries(url: str, caches: dict[str, Path], checkouts: dict[str, Path],
+               repeat: int) -> list[dict[str, dict]]:
+    """``repeat`` more warm and fresh walks of each checkout, on its own cache. When there
+    are no more checkouts than cores, the checkouts of a try walk at the same time, one
+    process each (a warm and fresh walk runs on one thread and asks the registry nothing),
+    so that both see the same machine: on a virtual machine whose speed drifts by a
+    quarter within minutes, the CPU ratio of two walks side by side moves far less than
+    that of two walks one after the other. Otherwise they run one after the other, the
+    first of each try taking turns."""
+    labels = list(checkouts)
+    together = len(labels) <= (os.cpu_count() or 1)
+    tries = []
+    for attempt in range(repeat):
+        order = labels[attempt % len(labels):] + labels[:attempt % len(labels)]
+        if together:
+            running = {label: start_child(url, caches[label], 3600.0, checkouts[label])
+                       for label in order}
+            tries.append({label: finish_child(p, checkouts[label])
+                          for label, p in running.items()})
+        else:
+            tries.append({label: finish_child(start_child(url, caches[label], 3600.0,
+                                                          checkouts[label]), checkouts[label])
+                          for label in order})
+        print(f"warm try {attempt + 1}/{repeat}: " + ", ".join(
+            f"{label} {run['cpu']:.2f} s" for label, run in tries[-1].items()), file=sys.stderr)
+    return tries
+
+
+def summarise_warm(tries: list[dict[str, dict]], tags: int) -> list[dict]:
+    """Per checkout (in the first try's order): the median CPU per tag of its warm and fresh
+    tries and their quartiles (ms), and the median over the tries of its CPU / the first
+    checkout's in the same try, with how many tries it was no slower."""
+    import statistics
+
+    def quartiles(values):
+        if len(values) < 2:
+            return values[0], values[0]
+        q = statistics.quantiles(values, n=4, method="inclusive")
+        return q[0], q[2]
+
+    labels = list(tries[0])
+    first = labels[0]
+    rows = []
+    for label in labels:
+        per_tag = [t[label]["cpu"] / tags * 1000 for t in tries]
+        ratios = [t[label]["cpu"] / t[first]["cpu"] for t in tries]
+        low, high = quartiles(per_tag)
+        rows.append({"checkout": label, "tries": len(tries),
+                     "cpu_ms_per_tag": statistics.median(per_tag),
+                     "quartiles": (low, high),
+                     "ratio": statistics.median(ratios),
+                     "no_slower": sum(r <= 1 for r in ratios)})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tags", type=int, default=20_000)
@@ -180,6 +257,9 @@ def main(argv=None) -> int:
     parser.add_argument("--processes", type=lambda v: [int(x) for x in v.split(",")],
                         default=[], help="also cold walks without cache with "
                         "max_processes=N for each N (e.g. 1,2,4): throughput by processes")
+    parser.add_argument("--warm-repeat", type=int, default=0, metavar="N",
+                        help="then N more warm and fresh walks per checkout, the checkouts "
+                        "of a try side by side (the median and the paired CPU ratio)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -194,10 +274,14 @@ def main(argv=None) -> int:
     seed_seconds = time.perf_counter() - started
     print(f"seeded {len(pairs):,} tags in {seed_seconds:.0f} s", file=sys.stderr)
     results: list[dict] = []
+    caches: dict[str, Path] = {}
+    checkouts: dict[str, Path] = {}
+    warm: list[dict] = []
     with RegistryServer(work / "storage") as server:
         for checkout in [ROOT, *args.compare]:
             cache = work / f"cache-{len(results)}"
             label = "this checkout" if checkout == ROOT else str(checkout)
+            caches[label], checkouts[label] = cache, checkout
             for name, freshness in (("cold", 3600.0), ("warm fresh", 3600.0)):
                 print(f"{label}: {name} ...", file=sys.stderr)
                 run = run_child(server.url, cache, freshness, checkout)
@@ -211,6 +295,10 @@ def main(argv=None) -> int:
             run = run_child(server.url, "-", 60.0, ROOT, n)
             results.append({"checkout": "this checkout", "run":
                             f"cold, cache=None, max_processes={n}", **run})
+        if args.warm_repeat > 0:
+            # every answer was renewed by the expired run: fresh again for an hour
+            tries = warm_tries(server.url, caches, checkouts, args.warm_repeat)
+            warm = summarise_warm(tries, len(pairs))
     lines = [
         f"# Live walk: {len(pairs):,} tags in {args.repos} repositories, loopback, no added "
         "latency",
@@ -233,13 +321,32 @@ def main(argv=None) -> int:
             f"| {r['checkout']} | {r['run']} | {r['seconds']:.2f} | {r['cpu']:.2f} | "
             f"{r['cpu'] / len(pairs) * 1000:.3f} | {total} | {kinds or '–'} | {r['rows']} | "
             f"{r['max_rss_mib']:.0f} | {r['cache_mib']:.1f} | {r['load']:.2f} |")
+    if warm:
+        together = len(warm) <= (os.cpu_count() or 1)
+        lines += [
+            "",
+            f"## Warm and fresh, {warm[0]['tries']} more tries"
+            + (", the checkouts of a try side by side" if together and len(warm) > 1 else ""),
+            "",
+            "`x this checkout`: the median over the tries of CPU / this checkout's CPU in the "
+            "same try" + (" (run at the same time, one process each: they share the machine's "
+                          "speed of the moment)" if together and len(warm) > 1 else "") + ".",
+            "",
+            "| checkout | tries | CPU ms per tag (median) | middle half | x this checkout "
+            "| tries no slower |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for w in warm:
+            lines.append(f"| {w['checkout']} | {w['tries']} | {w['cpu_ms_per_tag']:.3f} | "
+                         f"{w['quartiles'][0]:.3f} to {w['quartiles'][1]:.3f} | "
+                         f"{w['ratio']:.3f} | {w['no_slower']} of {w['tries']} |")
     report = "\n".join(lines) + "\n"
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"live-{len(pairs)}.md").write_text(report, encoding="utf-8")
     (args.out / f"live-{len(pairs)}.json").write_text(
-        json.dumps({"tags": len(pairs), "repositories": args.repos, "results": results},
-                   indent=2) + "\n", encoding="utf-8")
+        json.dumps({"tags": len(pairs), "repositories": args.repos, "results": results,
+                    "warm_fresh_tries": warm}, indent=2) + "\n", encoding="utf-8")
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)
