@@ -193,13 +193,6 @@ def csv_text(frame: pd.DataFrame, raw: bool = False) -> str:
     return csv_ready(frame, raw=raw).to_csv(index=False, lineterminator=CSV_LINE_END)
 
 
-def write_csv(frame: pd.DataFrame, path, raw: bool = False) -> Path:
-    """Write :func:`csv_text` of ``frame`` to ``path``; return the path."""
-    path = Path(path)
-    path.write_text(csv_text(frame, raw=raw), encoding="utf-8", newline="")
-    return path
-
-
 def write_report(inventory: Inventory, directory, attestations_in_storage: bool = True, *,
                  plots: bool = True, html: bool = True, capacity: int | str | None = None,
                  now: object = None, stale_after: str | pd.Timedelta = "180D",
@@ -218,7 +211,11 @@ def write_report(inventory: Inventory, directory, attestations_in_storage: bool 
     inventory : Inventory
         One walk of the registry (:func:`~registry_insights.inventory.fetch_inventory`).
     directory : path
-        Created if missing; files of the same names are replaced.
+        Created if missing; files of the same names are replaced. Every file is written
+        first into a staging directory inside it, then moved into place (``report.html``
+        last): a report that fails or is stopped before then leaves the previous one as it
+        was. Files an earlier report wrote that this one does not (``history.csv`` without
+        a history store, say) are left alone.
     attestations_in_storage : bool, default True
         Count attestations' blobs in storage and growth.
     plots, html : bool, default True
@@ -349,7 +346,7 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
                     history_error=history_error, errors=errors,
                     kinds=content_kinds(tags, layers))
 
-    files = report.files
+    contents: dict[str, bytes] = {}  # file name -> bytes, in the order they are put in place
     for name, frame in [
         ("tags", images.drop(columns=["config"])),
         ("repositories", summary),
@@ -362,17 +359,36 @@ def report_from_frames(tags: pd.DataFrame, layers: pd.DataFrame, directory, *,
         ("errors", errors),
         ("content_kinds", report.kinds),
     ]:
-        files[name] = directory / f"{name}.csv"
-        write_csv(frame, files[name], raw=raw_csv)
+        report.files[name] = directory / f"{name}.csv"
+        contents[f"{name}.csv"] = csv_text(frame, raw=raw_csv).encode("utf-8")
     pngs = render_plots(report) if plots or html else {}
     if plots:
         for name, data in pngs.items():
-            files[f"{name}.png"] = directory / f"{name}.png"
-            files[f"{name}.png"].write_bytes(data)
+            report.files[f"{name}.png"] = directory / f"{name}.png"
+            contents[f"{name}.png"] = data
     if html:
-        files["html"] = directory / "report.html"
-        files["html"].write_text(render_html(report, pngs), encoding="utf-8")
+        report.files["html"] = directory / "report.html"
+        contents["report.html"] = render_html(report, pngs).encode("utf-8")
+    _put_in_place(directory, contents)
     return report
+
+
+def _put_in_place(directory: Path, contents: dict[str, bytes]) -> None:
+    """Write every file of a report into a staging directory inside ``directory``, then move
+    each into place with ``os.replace`` (one step per file on POSIX file systems), in the
+    order given (``report.html`` last). A report that fails or is stopped before the moves
+    leaves the previous files as they were; the staging directory is always removed."""
+    import shutil
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=directory))
+    try:
+        for name, data in contents.items():
+            (staging / name).write_bytes(data)
+        for name in contents:
+            os.replace(staging / name, directory / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _growth_and_forecast(grown: pd.DataFrame, review, horizon, capacity):

@@ -441,3 +441,30 @@ def test_report_opens_in_headless_chromium(demo_report, tmp_path):
     assert dom.elements["total-unique-bytes"]["data-bytes"] == str(report.unique_bytes)
     assert sum(1 for tag, _ in dom.tags if tag == "img") == len(PLOTS)
     assert {r["repository"] for r in dom.records("storage")} == set(report.summary["repository"])
+
+
+def test_a_report_that_fails_leaves_the_previous_one_as_it_was(tmp_path, monkeypatch):
+    """Every file is staged first and moved into place only when all are written: a failure
+    while the page is rendered changes no file of the earlier report and leaves no staging
+    directory behind."""
+    from registry_insights.report import build
+
+    tags, layers = _tiny_frames([("web", "v1"), ("api", "v2")])
+    first = report_from_frames(tags, layers, tmp_path, now="2024-06-01", plots=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == {p.name for p in first.files.values()} and "report.html" in before
+    more, more_layers = _tiny_frames([("web", "v1"), ("api", "v2"), ("db", "v3")])
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the page could not be drawn")
+
+    monkeypatch.setattr(build, "render_html", broken)
+    with pytest.raises(RuntimeError, match="could not be drawn"):
+        report_from_frames(more, more_layers, tmp_path, now="2024-06-01", plots=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.undo()
+    second = report_from_frames(more, more_layers, tmp_path, now="2024-06-01", plots=False)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(after) == set(before)  # replaced in place, nothing staged is left
+    assert b"db" in after["tags.csv"] and b"db" not in before["tags.csv"]
+    assert second.files["tags"] == tmp_path / "tags.csv"
