@@ -173,11 +173,13 @@ def _digests(raw: bytes) -> tuple[list[str], str | None]:
     return [d for d in entries if isinstance(d, str)], digest if isinstance(digest, str) else None
 
 
-def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> int:
+def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> tuple[int, int]:
     """Read from the cache, in bulk, every stored answer the walk of ``pairs`` will ask for:
-    the tags' manifests, then the platform manifests and configs they name (by digest). The
-    walk's lookups are then answered from memory. Returns ``(answers found, requests the
-    walk will still send)``: 0 when the cache answers the whole walk fresh."""
+    the tags' manifests, then the platform manifests and configs they name (by digest; also
+    for a tag's manifest that is no longer fresh: its revalidation most likely finds it
+    unchanged). The walk's lookups are then answered from memory. Returns ``(answers found,
+    requests the walk will still send)``, the second 0 when the cache answers the whole walk
+    fresh."""
     cache = client.cache
     if not cache.enabled:
         return 0, len(pairs)
