@@ -499,8 +499,9 @@ class HttpCache:
 
     def preload(self, requests_: list[tuple[str, str | None]]) -> int:
         """Read the stored answers of many GETs ``(url, accept)`` in bulk (one query per
-        table and 500 keys) and keep them in memory for the lookups that follow, until
-        :meth:`release`. Returns how many were found."""
+        table and 500 keys) and keep them in memory, each for the first lookup of its request
+        that follows (later ones read the store again), until :meth:`release`. Returns how
+        many were found."""
         if not self.enabled:
             return 0
         wanted: dict[str, list[str]] = {"content": [], "responses": []}
