@@ -428,14 +428,18 @@ class HttpCache:
 
     def _decode(self, key: str, value):
         """A mutable answer as stored (a row of :func:`_answer_row`, a row an earlier
-        version wrote, or a backend's ``CachedResponse``) as the response to hand on."""
+        version wrote, or a backend's ``CachedResponse``, as an object or as its serialized
+        bytes) as the response to hand on."""
         if not isinstance(value, bytes):
             return value
-        if value.startswith(_ROW_START) or self._legacy is None:
+        # the table read as requests-cache reads it: the file's (earlier versions' rows), or
+        # a backend passed in's (its rows, read raw in bulk by preload)
+        serializer = getattr(self._legacy or self.answers, "serializer", None)
+        if value.startswith(_ROW_START) or serializer is None:
             return _answer_response(value)
-        # an earlier version's CachedResponse, through requests-cache's serializer (whose
-        # deserialize() would log a corrupt row as an error: here it is a miss, see _guarded)
-        stored = self._legacy.serializer.loads(value)
+        # a CachedResponse, through requests-cache's serializer (whose deserialize() would
+        # log a corrupt row as an error: here it is a miss, see _guarded)
+        stored = serializer.loads(value)
         if not isinstance(stored, CachedResponse):
             raise ValueError("not a stored response")
         stored.cache_key = key

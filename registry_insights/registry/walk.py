@@ -191,7 +191,8 @@ def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> tuple[int, 
         return 0, len(pairs)
     missing = 0
     level = list(zip((r for r, _ in pairs), tops))
-    while level:
+    followed = set(tops)  # each followed once: a cached index may list itself (corrupt)
+    for _depth in range(MAX_INDEX_DEPTH):  # no deeper than the walk reads (see follow)
         wanted, following = [], []
         for repository, (u, accept) in level:
             held = cache.peek(u, accept)
@@ -204,8 +205,10 @@ def preload(client: RegistryClient, pairs: list[tuple[str, str]]) -> tuple[int, 
             children, config = _digests(body)
             for d in children:
                 child = (url(f"/v2/{repository}/manifests/{d}"), mt.MANIFEST_ACCEPT)
-                wanted.append(child)
-                following.append((repository, child))
+                if child not in followed:
+                    followed.add(child)
+                    wanted.append(child)
+                    following.append((repository, child))
             if config:
                 wanted.append((url(f"/v2/{repository}/blobs/{config}"), None))
         if not wanted:
