@@ -329,3 +329,26 @@ def test_a_warm_walk_over_a_sqlite_backend_passed_in_asks_nothing(anonymous_regi
                            cache=SQLiteCache(str(tmp_path / "mine.sqlite"))) as client:
         assert _shape(client.details_many(pairs, progress=False)) == want
         assert _counts(client) == {}
+
+
+def test_one_client_walks_cold_then_warm_then_expired(anonymous_registry, rich, cold,
+                                                      tmp_path):
+    """One client, one empty cache: the cold walk streams (the cache assumed cold, what it
+    writes flushed), the second walk of the same client reads all of it back (nothing
+    asked), the third, its freshness gone, revalidates the tags only."""
+    with ri.RegistryClient(anonymous_registry.url, cache=tmp_path / "cache") as client:
+        first = ri.tags_frame(client, repositories=rich["repos"], progress=False,
+                              attestations=True)
+        before = _counts(client)
+        second = ri.tags_frame(client, repositories=rich["repos"], progress=False,
+                               attestations=True)
+        assert _counts(client) == before
+        time.sleep(0.3)
+        client.cache.freshness = 0.2
+        third = ri.tags_frame(client, repositories=rich["repos"], progress=False,
+                              attestations=True)
+        after = _counts(client)
+    for frame in (first, second, third):
+        pd.testing.assert_frame_equal(frame, cold[0])
+    assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k)} == \
+        {"tags": len(rich["repos"]), "manifest": len(rich["pairs"])}
