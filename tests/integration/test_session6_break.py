@@ -277,13 +277,14 @@ def test_an_expired_walk_follows_tags_that_moved_went_or_changed_below(
             digest, raw, _cfg = _put_image(fleet, M, layers, when)
             client.put_manifest(M, name, raw, mt.OCI_MANIFEST)
             imgs[name] = digest
-        arm, _raw, _ = _put_image(fleet, M, [c], "2026-03-04T00:00:00Z", "linux/arm64")
-        amd, amd_raw, _ = _put_image(fleet, M, [a], "2026-03-04T00:00:00Z")
+        arm = _put_image(fleet, M, [c], "2026-03-04T00:00:00Z", "linux/arm64")
+        amd = _put_image(fleet, M, [a], "2026-03-04T00:00:00Z")
 
         def index(entries):
             raw = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
-                {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": 1,
-                 "platform": {"os": "linux", "architecture": p}} for d, p in entries]}).encode()
+                {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": len(r),
+                 "platform": {"os": "linux", "architecture": p}}
+                for (d, r, _c), p in entries]}).encode()
             client.put_manifest(M, "idx", raw, mt.OCI_INDEX)
 
         index([(amd, "amd64"), (arm, "arm64")])
@@ -298,7 +299,7 @@ def test_an_expired_walk_follows_tags_that_moved_went_or_changed_below(
         client.put_manifest(M, "mv", raw, mt.OCI_MANIFEST)
         _new, raw, _cfg = _put_image(fleet, M, [c], "2026-03-06T00:00:00Z")
         client.put_manifest(M, "cfg", raw, mt.OCI_MANIFEST)
-        arm2, _raw, _ = _put_image(fleet, M, [d], "2026-03-07T00:00:00Z", "linux/arm64")
+        arm2 = _put_image(fleet, M, [d], "2026-03-07T00:00:00Z", "linux/arm64")
         index([(amd, "amd64"), (arm2, "arm64")])
         client.delete(M, digest=imgs["gone"])
         want_errors: list = []
