@@ -127,7 +127,11 @@ def test_details_many_with_repeated_pairs_and_digests_asks_nothing_when_warm(
     """Every pair twice and one by digest: each preloaded answer is handed to one lookup,
     the repeats read the file; no request, and the details of the cold walk."""
     cache = _warm_copy(cold, tmp_path)
-    pairs = rich["pairs"] + rich["pairs"][::-1] + [(X, rich["img"])]
+    frame = cold[0]
+    # a platform manifest the cold walk read by digest (img itself it read by tag only)
+    child = frame[(frame["repository"] == X)
+                  & (frame["digest"] != frame["manifest_digest"])]["manifest_digest"].iloc[0]
+    pairs = rich["pairs"] + rich["pairs"][::-1] + [(X, child)]
     with ri.RegistryClient(anonymous_registry.url, cache=None) as client:
         want = _shape(client.details_many(pairs, progress=False))
     with ri.RegistryClient(anonymous_registry.url, cache=cache) as client:
@@ -158,14 +162,14 @@ def test_a_partly_gone_and_corrupt_cache_asks_for_exactly_what_it_lost(
     frame = cold[0]
     children = frame[(frame["repository"] == "s6b/r1") & (frame["digest"]
                                                           != frame["manifest_digest"])]
-    gone_child, wrong_child = sorted(set(children["manifest_digest"]))[:2]
+    gone_child, wrong_child, third = sorted(set(children["manifest_digest"]))[:3]
     shared = frame.groupby("config_digest")["tag"].count().idxmax()
     assert _sql(cache, "DELETE FROM content WHERE key = ? RETURNING key",
                 (f"GET manifest s6b/r1 {gone_child}",))
     assert _sql(cache, "DELETE FROM content WHERE key = ? RETURNING key",
                 (f"GET blob {shared}",))
     (img,) = _sql(cache, "SELECT value FROM content WHERE key = ?",
-                  (f"GET manifest {X} {rich['img']}",))
+                  (f"GET manifest s6b/r1 {third}",))
     assert _sql(cache, "UPDATE content SET value = ? WHERE key = ? RETURNING key",
                 (img[0], f"GET manifest s6b/r1 {wrong_child}"))
     (key, row), = _sql(cache, "SELECT key, value FROM responses WHERE key LIKE ?",
