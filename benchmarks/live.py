@@ -209,12 +209,22 @@ def warm_tries(url: str, caches: dict[str, Path], checkouts: dict[str, Path],
         if together:
             running = {label: start_child(url, caches[label], 3600.0, checkouts[label])
                        for label in order}
-            tries.append({label: finish_child(p, checkouts[label])
-                          for label, p in running.items()})
+            try:
+                tries.append({label: finish_child(p, checkouts[label])
+                              for label, p in running.items()})
+            finally:  # one failed: the others are not left running
+                for p in running.values():
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
         else:
             tries.append({label: finish_child(start_child(url, caches[label], 3600.0,
                                                           checkouts[label]), checkouts[label])
                           for label in order})
+        asked = {label: run["counts"] for label, run in tries[-1].items()
+                 if sum(run["counts"].values())}
+        if asked:  # not warm and fresh: the figures would include revalidations
+            raise RuntimeError(f"warm try {attempt + 1} sent requests: {asked}")
         print(f"warm try {attempt + 1}/{repeat}: " + ", ".join(
             f"{label} {run['cpu']:.2f} s" for label, run in tries[-1].items()), file=sys.stderr)
     return tries
@@ -247,6 +257,13 @@ def summarise_warm(tries: list[dict[str, dict]], tags: int) -> list[dict]:
     return rows
 
 
+def _at_least_zero(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tags", type=int, default=20_000)
@@ -257,7 +274,7 @@ def main(argv=None) -> int:
     parser.add_argument("--processes", type=lambda v: [int(x) for x in v.split(",")],
                         default=[], help="also cold walks without cache with "
                         "max_processes=N for each N (e.g. 1,2,4): throughput by processes")
-    parser.add_argument("--warm-repeat", type=int, default=0, metavar="N",
+    parser.add_argument("--warm-repeat", type=_at_least_zero, default=0, metavar="N",
                         help="then N more warm and fresh walks per checkout, the checkouts "
                         "of a try side by side (the median and the paired CPU ratio)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

@@ -559,10 +559,17 @@ class HttpCache:
 
     @staticmethod
     def _read_many(store, table: str, keys: list[str], decode) -> dict:
-        """``{(table, key): decode(key, value)}`` of the ``keys`` found in a SQLite
-        ``store``, 500 per query; a corrupt row is left out (a miss)."""
+        """``{(table, key): decode(key, value)}`` of the ``keys`` found in ``store``: a
+        SQLite one 500 per query, any other key by key; a corrupt row is left out (a
+        miss)."""
         got = {}
-        if not isinstance(store, SQLiteDict) or not keys:
+        if store is None or not keys:
+            return got
+        if not isinstance(store, SQLiteDict):  # a backend passed in (memory, Redis ...)
+            for key in keys:
+                value = HttpCache._guarded(key, lambda key=key: decode(key, store[key]))
+                if value is not None:
+                    got[(table, key)] = value
             return got
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
@@ -655,6 +662,7 @@ class HttpCache:
 
     def _queue(self, table: str, key: str, value) -> None:
         with self._lock:
+            self._preloaded.pop((table, key), None)  # older than what is written now
             self._pending[(table, key)] = value
             full = len(self._pending) >= BATCH_SIZE
         if full:

@@ -320,12 +320,6 @@ def test_an_expired_walk_follows_tags_that_moved_went_or_changed_below(
     assert counts == {"ping": 1, "manifest": 5, "blob": 3}
 
 
-@pytest.mark.xfail(strict=True, reason="a requests-cache backend passed in as cache=: "
-                   "preload reads a SQLite one's pickled rows as corrupt answer rows and "
-                   "reads nothing at all from any other (memory, Redis ...), so it finds no "
-                   "tag manifest, the walk calls assume_cold, and every lookup of the warm "
-                   "walk misses: it asks the registry for every manifest and config the "
-                   "backend holds (see tests/unit/test_session6_break.py)")
 @pytest.mark.parametrize("kind", ["sqlite", "memory"])
 def test_a_warm_walk_over_a_backend_passed_in_asks_nothing(anonymous_registry, rich,
                                                            tmp_path, kind):

@@ -35,3 +35,9 @@ def test_one_try_has_its_own_value_as_both_quartiles():
     rows = bench.summarise_warm([_try(this=2.0)], tags=1000)
     assert rows == [{"checkout": "this", "tries": 1, "cpu_ms_per_tag": 2.0,
                      "quartiles": (2.0, 2.0), "ratio": 1.0, "no_slower": 1}]
+
+
+def test_warm_repeat_is_zero_or_more():
+    with pytest.raises(SystemExit):
+        bench.main(["--warm-repeat", "-1"])
+    assert bench._at_least_zero("0") == 0 and bench._at_least_zero("8") == 8

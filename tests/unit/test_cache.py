@@ -466,3 +466,13 @@ def test_answers_an_earlier_version_kept_are_read_and_dropped_with_the_others(tm
     assert make_cache(tmp_path).invalidate("team/app") == 1
     assert make_cache(tmp_path).lookup("GET", url, None).hit is None
     assert key not in cache.backend.responses
+
+
+def test_an_answer_stored_after_preload_is_served_not_the_older_one_held(tmp_path):
+    tags = f"{BASE}/v2/team/app/tags/list"
+    store(make_cache(tmp_path), tags, b'{"tags": ["old"]}')
+    cache = make_cache(tmp_path)
+    assert cache.preload([(tags, None)]) == 1
+    store(cache, tags, b'{"tags": ["new"]}')  # a fresh read ("refresh") while it is held
+    assert cache.lookup("GET", tags, None).hit.content == b'{"tags": ["new"]}'
+    assert cache.peek(tags, None) is None
