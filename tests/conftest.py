@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,20 @@ def proxied(token_registry):
 
     with RewritingProxy(token_registry.url) as proxy:
         yield proxy
+
+
+#: An earlier version whose cache files hold mutable answers as requests-cache
+#: ``CachedResponse`` rows: what the tests of reading old caches run in a subprocess.
+PREVIOUS_VERSION = "e487493"
+
+
+@pytest.fixture(scope="session")
+def previous_code(tmp_path_factory) -> Path:
+    """The package as commit :data:`PREVIOUS_VERSION` had it, exported once per run (for
+    ``PYTHONPATH`` of a subprocess)."""
+    where = tmp_path_factory.mktemp("previous-code")
+    archive = subprocess.run(["git", "archive", PREVIOUS_VERSION, "registry_insights"],
+                             capture_output=True, check=True,
+                             cwd=Path(__file__).resolve().parents[1])
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where

@@ -22,24 +22,11 @@ import registry_insights as ri
 from tests.support.fleet import push_fleet
 from tests.support.proxy import Reply, RewritingProxy, client_for, refuse_first
 
-PREVIOUS = "e487493"
-
 
 @pytest.fixture(scope="module")
 def fleet(anonymous_registry):
     with client_for(anonymous_registry.url, anonymous_registry) as client:
         return push_fleet(client, "s5b", repositories=2, tags=3)
-
-
-@pytest.fixture(scope="module")
-def previous_code(tmp_path_factory):
-    """The package as commit e487493 had it (mutable answers as CachedResponse rows)."""
-    where = tmp_path_factory.mktemp("previous-code")
-    archive = subprocess.run(["git", "archive", PREVIOUS, "registry_insights"],
-                             capture_output=True, check=True,
-                             cwd=Path(__file__).resolve().parents[2])
-    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
-    return where
 
 
 def _run_previous(where, code: str) -> str:

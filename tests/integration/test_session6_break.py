@@ -29,7 +29,6 @@ from tests.support.fleet import push_fleet
 pytestmark = pytest.mark.integration
 
 X = "s6b/x"
-PREVIOUS = "e487493"
 
 
 def _put_image(fleet, repository, layers, created, platform="linux/amd64"):
@@ -109,17 +108,23 @@ def _shape(details):
              d.images, d.others) for d in details]
 
 
-def test_warm_fresh_and_expired_walks_of_every_content_kind_equal_the_cold_one(
-        anonymous_registry, rich, cold, tmp_path):
-    cache = _warm_copy(cold, tmp_path)
-    warm, counts = _frame(anonymous_registry.url, cache, rich["repos"])
+def _warm_then_expired_give_the_cold_frame(url, cache, rich, cold):
+    """A warm walk over ``cache`` asks nothing; once expired, it asks the tag lists again
+    and revalidates the tags' manifests (304), nothing below them; both give the cold
+    walk's frame."""
+    warm, counts = _frame(url, cache, rich["repos"])
     assert counts == {}
     pd.testing.assert_frame_equal(warm, cold[0])
     time.sleep(0.3)
-    expired, counts = _frame(anonymous_registry.url, cache, rich["repos"], freshness=0.2)
-    # the tags' manifests revalidated (304), the lists fetched again; nothing below them
+    expired, counts = _frame(url, cache, rich["repos"], freshness=0.2)
     assert counts == {"ping": 1, "tags": len(rich["repos"]), "manifest": len(rich["pairs"])}
     pd.testing.assert_frame_equal(expired, cold[0])
+
+
+def test_warm_fresh_and_expired_walks_of_every_content_kind_equal_the_cold_one(
+        anonymous_registry, rich, cold, tmp_path):
+    cache = _warm_copy(cold, tmp_path)
+    _warm_then_expired_give_the_cold_frame(anonymous_registry.url, cache, rich, cold)
 
 
 def test_details_many_with_repeated_pairs_and_digests_asks_nothing_when_warm(
@@ -223,17 +228,6 @@ def test_two_clients_on_one_cache_file_walk_warm_at_once(anonymous_registry, ric
         pd.testing.assert_frame_equal(out[name][0], cold[0])
 
 
-@pytest.fixture(scope="module")
-def previous_code(tmp_path_factory):
-    """The package as commit e487493 had it (mutable answers as CachedResponse rows)."""
-    where = tmp_path_factory.mktemp("s6b-previous-code")
-    archive = subprocess.run(["git", "archive", PREVIOUS, "registry_insights"],
-                             capture_output=True, check=True,
-                             cwd=Path(__file__).resolve().parents[2])
-    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
-    return where
-
-
 def test_a_cache_written_by_the_previous_version_serves_a_warm_walk_whole(
         anonymous_registry, rich, cold, previous_code, tmp_path):
     """Rows of CachedResponse (e487493) in responses: preload decodes them, peek reads their
@@ -252,13 +246,7 @@ def test_a_cache_written_by_the_previous_version_serves_a_warm_walk_whole(
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [bytes(v) for (v,) in _sql(cache, "SELECT value FROM responses")]
     assert rows and not any(v.startswith(b'{"status":') for v in rows)  # all CachedResponse
-    warm, counts = _frame(anonymous_registry.url, cache, rich["repos"])
-    assert counts == {}
-    pd.testing.assert_frame_equal(warm, cold[0])
-    time.sleep(0.3)
-    expired, counts = _frame(anonymous_registry.url, cache, rich["repos"], freshness=0.2)
-    assert counts == {"ping": 1, "tags": len(rich["repos"]), "manifest": len(rich["pairs"])}
-    pd.testing.assert_frame_equal(expired, cold[0])
+    _warm_then_expired_give_the_cold_frame(anonymous_registry.url, cache, rich, cold)
 
 
 M = "s6b/mut"
