@@ -408,7 +408,7 @@ class HttpCache:
         passed in's ``CachedResponse``); pending writes first. A preloaded answer is handed
         over and forgotten: a walk asks for each once, and what it no longer holds is
         garbage while it is young (tens of thousands of responses kept until the walk ends
-        cost a warm walk a fifth of its CPU in garbage collection)."""
+        cost a warm walk about a quarter of its CPU in garbage collection)."""
         slot = (table, key)
         with self._lock:
             held = self._preloaded.pop(slot, None)
@@ -535,8 +535,8 @@ class HttpCache:
 
     def peek(self, url: str, accept: str | None) -> tuple[bytes, bool] | None:
         """``(body, fresh)`` of the answer to ``GET url`` that :meth:`preload` holds, left
-        there for the lookup to come; None when it holds none (or it is unreadable). What a
-        walk reads to know what to preload next, without making a response of it."""
+        there for the lookup to come; None when it holds none. What a walk reads to know
+        what to preload next, without making a response of it."""
         found = self._key_of("GET", url, accept)
         if found is None:
             return None
@@ -547,14 +547,9 @@ class HttpCache:
             return None
         if content:
             return stored.partition(b"\n")[2], True
-        if isinstance(stored, bytes):
-            created = _row_created(stored)
-            if created is not None:
-                return stored.partition(b"\n")[2], \
-                    lifetime == IMMUTABLE or time.time() - created < self.freshness
-            stored = self._guarded(key, lambda: _answer_response(stored))
-            if stored is None:
-                return None
+        if isinstance(stored, bytes):  # a row _kept held: its line ends with when it was stored
+            return stored.partition(b"\n")[2], \
+                lifetime == IMMUTABLE or time.time() - _row_created(stored) < self.freshness
         return stored.content, self._fresh(stored, lifetime)
 
     @staticmethod

@@ -377,7 +377,8 @@ def _put_in_place(directory: Path, contents: dict[str, bytes]) -> None:
     """Write every file of a report into a staging directory inside ``directory``, then move
     each into place with ``os.replace`` (one step per file on POSIX file systems), in the
     order given (``report.html`` last). A report that fails or is stopped before the moves
-    leaves the previous files as they were; the staging directory is always removed."""
+    leaves the previous files as they were; the staging directory is removed (unless the
+    process is killed outright)."""
     import shutil
     import tempfile
 
