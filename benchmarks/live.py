@@ -155,33 +155,18 @@ def child(url: str, cache: str, freshness: float, processes: int = 1) -> dict:
             "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_child(url: str, cache: Path | str, freshness: float, checkout: Path,
-              processes: int = 1) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(checkout))
-    out = subprocess.run([sys.executable, __file__, "--child", url, str(cache), str(freshness),
-                          str(processes)],
-                         capture_output=True, text=True, env=env, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    measured = next((line.removeprefix("measuring ") for line in out.stderr.splitlines()
-                     if line.startswith("measuring ")), "?")
-    if Path(measured).resolve() != (checkout / "registry_insights").resolve():
-        raise RuntimeError(f"the child measured {measured}, not {checkout}")
-    result["cache_mib"] = sum(p.stat().st_size for p in Path(cache).glob("*.sqlite*")) / 2**20
-    result["load"] = os.getloadavg()[0]
-    return result
-
-
-def start_child(url: str, cache: Path | str, freshness: float, checkout: Path):
-    """:func:`run_child` begun: the child's process, to :func:`finish_child`."""
+def start_child(url: str, cache: Path | str, freshness: float, checkout: Path,
+                processes: int = 1):
+    """One measured walk (``--child``) begun in a fresh process importing ``checkout``'s
+    package: the process, for :func:`finish_child`."""
     env = dict(os.environ, PYTHONPATH=str(checkout))
     return subprocess.Popen([sys.executable, __file__, "--child", url, str(cache),
-                             str(freshness), "1"], stdout=subprocess.PIPE,
+                             str(freshness), str(processes)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
 def finish_child(process, checkout: Path) -> dict:
+    """What the child measured; raises when it failed or imported another package."""
     out, err = process.communicate()
     if process.returncode != 0:
         raise RuntimeError(err[-3000:])
@@ -190,6 +175,15 @@ def finish_child(process, checkout: Path) -> dict:
     if Path(measured).resolve() != (checkout / "registry_insights").resolve():
         raise RuntimeError(f"the child measured {measured}, not {checkout}")
     return json.loads(out.strip().splitlines()[-1])
+
+
+def run_child(url: str, cache: Path | str, freshness: float, checkout: Path,
+              processes: int = 1) -> dict:
+    """One measured walk, with the cache directory's size and the load average after it."""
+    result = finish_child(start_child(url, cache, freshness, checkout, processes), checkout)
+    result["cache_mib"] = sum(p.stat().st_size for p in Path(cache).glob("*.sqlite*")) / 2**20
+    result["load"] = os.getloadavg()[0]
+    return result
 
 
 def warm_tries(url: str, caches: dict[str, Path], checkouts: dict[str, Path],
